@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV := . scripts/env.sh &&
+PY := .venv/bin/python
+
+.PHONY: setup services-up services-down services-status lint typecheck test test-unit demo clean
+
+setup:            ## Debian packages + orchestration and compute venvs (idempotent, wheels cached)
+	bash scripts/setup.sh all
+
+services-up:      ## PostGIS, sshd, munge, SLURM, Airflow metadata + connections (idempotent)
+	bash scripts/services.sh up
+
+services-down:    ## stop what services-up started
+	bash scripts/services.sh down
+
+services-status:
+	bash scripts/services.sh status
+
+lint:
+	$(ENV) .venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+typecheck:
+	$(ENV) .venv/bin/mypy
+
+test-unit:        ## the pure-function tests only, no services needed
+	$(ENV) $(PY) -m pytest tests/unit
+
+test: setup services-up lint typecheck   ## everything, against the real services
+	$(ENV) EO_REQUIRE_SERVICES=1 $(PY) -m pytest -v tests
+
+demo: setup services-up   ## until the demo scenario lands: the platform health DAG end to end
+	$(ENV) .venv/bin/airflow dags test platform_health
+
+clean: services-down
+	rm -rf .run

@@ -1,0 +1,74 @@
+"""Platform health: the PostGIS store answers and the HPC runs a two-task SLURM job."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+log = logging.getLogger(__name__)
+
+PROBE_JOB = """#!/bin/bash
+#SBATCH --ntasks=2
+#SBATCH --time=00:05:00
+srun bash -c 'echo "task $SLURM_PROCID of $SLURM_NTASKS on $(hostname)"'
+"""
+
+DOC_MD = """
+### Platform health
+
+Checks, once a day, that the services every other DAG depends on answer:
+
+1. **postgis_version** — `SELECT postgis_full_version()` through the `eo_postgis` connection.
+2. **hpc_probe_job** — over the `eo_hpc` SSH connection, submits a two-task `sbatch` job to SLURM
+   (pool `hpc_submissions`), waits for it and logs its output.
+
+No `params`. A red run names the service that is down; see `make services-status`.
+"""
+
+
+@dag(
+    dag_id="platform_health",
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["platform", "ops"],
+    doc_md=DOC_MD,
+    default_args={"owner": "eo-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+)
+def platform_health() -> None:
+    """Wires the two health checks."""
+
+    @task
+    def postgis_version() -> str:
+        """Returns PostGIS's full version string."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        version = str(
+            PostgresHook(postgres_conn_id="eo_postgis").get_first("SELECT postgis_full_version()")[0]
+        )
+        log.info("PostGIS: %s", version)
+        return version
+
+    @task(pool="hpc_submissions", execution_timeout=timedelta(minutes=10))
+    def hpc_probe_job() -> str:
+        """Runs a two-task SLURM job on the HPC and returns its output."""
+        from airflow.providers.ssh.hooks.ssh import SSHHook
+
+        from eo_tasks.hpc import ParamikoShell, SlurmClient
+
+        hook = SSHHook(ssh_conn_id="eo_hpc")
+        work_dir = hook.get_connection("eo_hpc").extra_dejson.get("remote_work_dir", "eo-platform")
+        with hook.get_conn() as client:
+            slurm = SlurmClient(ParamikoShell(client), work_dir)
+            output = slurm.run_to_completion(PROBE_JOB, "health-probe", timeout=300)
+        log.info("SLURM probe job output:\n%s", output)
+        return output
+
+    postgis_version()
+    hpc_probe_job()
+
+
+platform_health()

@@ -1,0 +1,232 @@
+"""Submitting and watching SLURM jobs on an HPC login node over SSH.
+
+The Airflow side of the platform only submits, watches and collects; everything heavy runs
+on the cluster. The client talks to the login node through a :class:`RemoteShell`, so the same
+code runs over a paramiko connection from an Airflow SSH connection, or any other shell.
+Every value that reaches a remote command line is shell-quoted.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from eo_tasks.errors import HPCError, JobFailedError, JobSubmissionError
+
+if TYPE_CHECKING:
+    import paramiko
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a remote command returned."""
+
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+class RemoteShell(Protocol):
+    """The two things the SLURM client needs from a login node."""
+
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        """Runs ``command`` in the remote login shell."""
+        ...
+
+    def put_text(self, text: str, remote_path: str) -> None:
+        """Writes ``text`` to ``remote_path`` atomically."""
+        ...
+
+
+class ParamikoShell:
+    """A :class:`RemoteShell` over an open ``paramiko.SSHClient`` (e.g. ``SSHHook.get_conn()``)."""
+
+    def __init__(self, client: paramiko.SSHClient) -> None:
+        self._client = client
+
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        """Runs ``command`` and waits for it, failing after ``timeout`` seconds of silence."""
+        try:
+            _, stdout, stderr = self._client.exec_command(command, timeout=timeout)
+            out = stdout.read().decode(errors="replace")
+            errors = stderr.read().decode(errors="replace")
+            status = stdout.channel.recv_exit_status()
+        except OSError as err:  # socket.timeout, paramiko.SSHException, EOFError-like resets
+            raise HPCError(f"remote command failed to run: {command.split()[0]}: {err}") from err
+        return CommandResult(status, out, errors)
+
+    def put_text(self, text: str, remote_path: str) -> None:
+        """Uploads ``text`` over SFTP to a temporary name, then renames it into place."""
+        tmp = f"{remote_path}.part"
+        try:
+            with self._client.open_sftp() as sftp:
+                sftp.putfo(io.BytesIO(text.encode()), tmp)
+                sftp.posix_rename(tmp, remote_path)
+        except OSError as err:
+            raise HPCError(f"could not upload {remote_path}: {err}") from err
+
+
+class JobState(enum.StrEnum):
+    """SLURM job states the platform distinguishes."""
+
+    PENDING = "PENDING"
+    CONFIGURING = "CONFIGURING"
+    RUNNING = "RUNNING"
+    COMPLETING = "COMPLETING"
+    SUSPENDED = "SUSPENDED"
+    REQUEUED = "REQUEUED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    BOOT_FAIL = "BOOT_FAIL"
+    DEADLINE = "DEADLINE"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job will not change state any more."""
+        return self not in _ACTIVE
+
+    @property
+    def is_retryable(self) -> bool:
+        """Whether a resubmission can be expected to succeed (the job was not at fault)."""
+        return self in _RETRYABLE
+
+    @classmethod
+    def parse(cls, text: str) -> JobState:
+        """Parses scontrol/sacct output such as ``CANCELLED by 0`` or ``OUT_OF_ME+``."""
+        word = text.strip().split(" ")[0].rstrip("+")
+        for state in cls:
+            if state.value.startswith(word) and word:
+                return state
+        raise HPCError(f"unknown SLURM job state {text!r}")
+
+
+_ACTIVE = {
+    JobState.PENDING,
+    JobState.CONFIGURING,
+    JobState.RUNNING,
+    JobState.COMPLETING,
+    JobState.SUSPENDED,
+    JobState.REQUEUED,
+}
+_RETRYABLE = {JobState.TIMEOUT, JobState.PREEMPTED, JobState.NODE_FAIL, JobState.BOOT_FAIL}
+
+
+class SlurmClient:
+    """Submits batch scripts to SLURM and follows them until they end.
+
+    Args:
+        shell: A shell on the login node.
+        work_dir: A directory on the cluster's shared filesystem for scripts and job logs.
+    """
+
+    def __init__(self, shell: RemoteShell, work_dir: str) -> None:
+        self.shell = shell
+        self.work_dir = work_dir.rstrip("/")
+
+    def _run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        result = self.shell.run(command, timeout=timeout)
+        if result.exit_status != 0:
+            raise HPCError(f"`{command}` exited {result.exit_status}: {result.stderr.strip()}")
+        return result
+
+    def submit(self, script: str, name: str) -> str:
+        """Uploads ``script`` as ``<work_dir>/<name>.sbatch`` and submits it.
+
+        Args:
+            script: The batch script, ``#SBATCH`` lines included.
+            name: File name stem for the script; the job log defaults to ``<name>-<jobid>.out``.
+
+        Returns:
+            The SLURM job id.
+        """
+        self._run(f"mkdir -p {shlex.quote(self.work_dir)}")
+        path = f"{self.work_dir}/{name}.sbatch"
+        self.shell.put_text(script, path)
+        log = f"{self.work_dir}/{name}-%j.out"
+        result = self.shell.run(
+            f"sbatch --parsable --chdir={shlex.quote(self.work_dir)} --output={shlex.quote(log)} "
+            f"--job-name={shlex.quote(name)} {shlex.quote(path)}"
+        )
+        job_id = result.stdout.strip().split(";")[0]
+        if result.exit_status != 0 or not job_id.isdigit():
+            raise JobSubmissionError(
+                f"sbatch refused {path}: {result.stderr.strip() or result.stdout.strip()}"
+            )
+        return job_id
+
+    def job_fields(self, job_id: str) -> dict[str, str]:
+        """Returns ``scontrol show job`` as a dict (empty once SLURM has forgotten the job)."""
+        result = self.shell.run(f"scontrol show job -o {shlex.quote(job_id)}")
+        if result.exit_status != 0:
+            return {}
+        return dict(field.split("=", 1) for field in result.stdout.split() if "=" in field)
+
+    def state(self, job_id: str) -> JobState:
+        """The job's current state, from scontrol, or sacct once scontrol has forgotten it."""
+        fields = self.job_fields(job_id)
+        if "JobState" in fields:
+            return JobState.parse(fields["JobState"])
+        result = self._run(f"sacct -n -X -P -o State -j {shlex.quote(job_id)}")
+        if not result.stdout.strip():
+            raise HPCError(f"job {job_id} is unknown to scontrol and sacct")
+        return JobState.parse(result.stdout.splitlines()[0])
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float,
+        poll_interval: float = 2.0,
+        on_state: Callable[[JobState], None] | None = None,
+    ) -> JobState:
+        """Polls until the job reaches a terminal state.
+
+        Args:
+            job_id: The job to watch.
+            timeout: Seconds to wait before giving up (the job keeps running).
+            poll_interval: Seconds between polls.
+            on_state: Called with every state change, e.g. to log it.
+
+        Returns:
+            The terminal state.
+        """
+        deadline = time.monotonic() + timeout
+        last: JobState | None = None
+        while True:
+            state = self.state(job_id)
+            if state != last and on_state is not None:
+                on_state(state)
+            last = state
+            if state.is_terminal:
+                return state
+            if time.monotonic() > deadline:
+                raise HPCError(f"job {job_id} still {state} after {timeout:.0f}s")
+            time.sleep(poll_interval)
+
+    def output(self, job_id: str) -> str:
+        """The job's standard output, read from the file SLURM wrote."""
+        path = self.job_fields(job_id).get("StdOut")
+        if not path:
+            raise HPCError(f"job {job_id}: no StdOut path known")
+        return self._run(f"cat {shlex.quote(path)}").stdout
+
+    def cancel(self, job_id: str) -> None:
+        """Cancels the job (a no-op for jobs that already ended)."""
+        self._run(f"scancel {shlex.quote(job_id)}")
+
+    def run_to_completion(self, script: str, name: str, timeout: float) -> str:
+        """Submits, waits, and returns the output; raises :class:`JobFailedError` unless COMPLETED."""
+        job_id = self.submit(script, name)
+        state = self.wait(job_id, timeout=timeout)
+        if state != JobState.COMPLETED:
+            raise JobFailedError(job_id, state.value, self.output(job_id)[-2000:])
+        return self.output(job_id)

@@ -1,0 +1,43 @@
+# shellcheck shell=bash
+# Shared settings for the platform's scripts. Source it: `. scripts/env.sh`.
+# Every value can be overridden from the environment; nothing here is secret
+# (generated passwords live under $EO_RUN_DIR, which git ignores).
+
+EO_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export EO_REPO
+export EO_RUN_DIR="${EO_RUN_DIR:-$EO_REPO/.run}"
+export EO_PYTHON="${EO_PYTHON:-python3.11}"
+export EO_VENV="${EO_VENV:-$EO_REPO/.venv}"
+export EO_COMPUTE_VENV="${EO_COMPUTE_VENV:-$EO_REPO/.venv-compute}"
+# Built wheels (Horovod, GDAL bindings) outlive clones of the repo on one machine.
+export EO_WHEEL_CACHE="${EO_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eo-platform/wheels}"
+
+# Loopback ports of the private services.
+export EO_PG_PORT="${EO_PG_PORT:-55432}"
+export EO_SSH_PORT="${EO_SSH_PORT:-22222}"
+export EO_SLURMCTLD_PORT="${EO_SLURMCTLD_PORT:-16817}"
+export EO_SLURMD_PORT="${EO_SLURMD_PORT:-16818}"
+export EO_AIRFLOW_PORT="${EO_AIRFLOW_PORT:-18080}"
+
+export EO_PG_USER="${EO_PG_USER:-eo}"
+export EO_PG_DB="${EO_PG_DB:-eo}"
+export EO_PG_AIRFLOW_DB="${EO_PG_AIRFLOW_DB:-airflow}"
+export EO_PG_SUPERUSER="${EO_PG_SUPERUSER:-postgres}"   # OS account that owns the cluster
+export EO_PG_BIN="${EO_PG_BIN:-/usr/lib/postgresql/15/bin}"
+
+export SLURM_CONF="$EO_RUN_DIR/slurm/slurm.conf"
+
+# Airflow: its state lives in the run directory, its metadata in the private PostgreSQL.
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$EO_RUN_DIR/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$EO_REPO/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$EO_REPO/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
+export AIRFLOW__API__PORT="$EO_AIRFLOW_PORT"
+if [[ -r "$EO_RUN_DIR/postgres.password" ]]; then
+  AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://$EO_PG_USER:$(<"$EO_RUN_DIR/postgres.password")@127.0.0.1:$EO_PG_PORT/$EO_PG_AIRFLOW_DB"
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+fi
+eo_log() { printf '\033[1m[eo %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+eo_die() { eo_log "ERROR: $*"; exit 1; }
