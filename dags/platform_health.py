@@ -10,12 +10,6 @@ from airflow.sdk import dag, task
 
 log = logging.getLogger(__name__)
 
-PROBE_JOB = """#!/bin/bash
-#SBATCH --ntasks=2
-#SBATCH --time=00:05:00
-srun bash -c 'echo "task $SLURM_PROCID of $SLURM_NTASKS on $(hostname)"'
-"""
-
 DOC_MD = """
 ### Platform health
 
@@ -57,13 +51,16 @@ def platform_health() -> None:
         """Runs a two-task SLURM job on the HPC and returns its output."""
         from airflow.providers.ssh.hooks.ssh import SSHHook
 
-        from eo_tasks.hpc import ParamikoShell, SlurmClient
+        from eo_tasks.hpc import ParamikoShell, SlurmClient, render_job_script
 
         hook = SSHHook(ssh_conn_id="eo_hpc")
         work_dir = hook.get_connection("eo_hpc").extra_dejson.get("remote_work_dir", "eo-platform")
+        script = render_job_script(
+            "probe.sbatch.j2", {"ntasks": 2, "time_limit": "00:05:00", "partition": ""}
+        )
         with hook.get_conn() as client:
             slurm = SlurmClient(ParamikoShell(client), work_dir)
-            output = slurm.run_to_completion(PROBE_JOB, "health-probe", timeout=300)
+            output = slurm.run_to_completion(script, "health-probe", timeout=300)
         log.info("SLURM probe job output:\n%s", output)
         return output
 

@@ -12,14 +12,46 @@ import enum
 import io
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+import jinja2
 
 from eo_tasks.errors import HPCError, JobFailedError, JobSubmissionError
 
 if TYPE_CHECKING:
     import paramiko
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "hpc_templates"
+
+
+def render_job_script(
+    template: str, values: Mapping[str, object], templates_dir: Path = TEMPLATES_DIR
+) -> str:
+    """Renders an sbatch template from ``hpc_templates/``.
+
+    Every substituted value is shell-quoted (Jinja's ``finalize``), so a value from
+    configuration such as a partition named ``debug; touch /tmp/x`` stays one word.
+    A missing value is an error, never an empty string.
+
+    Args:
+        template: File name inside ``templates_dir``, e.g. ``probe.sbatch.j2``.
+        values: The template's variables.
+        templates_dir: Where the templates live.
+
+    Returns:
+        The batch script.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        finalize=lambda value: shlex.quote(str(value)),
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(template).render(**values)
 
 
 @dataclass(frozen=True)
@@ -51,23 +83,27 @@ class ParamikoShell:
 
     def run(self, command: str, timeout: float = 60.0) -> CommandResult:
         """Runs ``command`` and waits for it, failing after ``timeout`` seconds of silence."""
+        import paramiko
+
         try:
             _, stdout, stderr = self._client.exec_command(command, timeout=timeout)
             out = stdout.read().decode(errors="replace")
             errors = stderr.read().decode(errors="replace")
             status = stdout.channel.recv_exit_status()
-        except OSError as err:  # socket.timeout, paramiko.SSHException, EOFError-like resets
+        except (OSError, paramiko.SSHException) as err:  # timeouts, resets, closed sessions
             raise HPCError(f"remote command failed to run: {command.split()[0]}: {err}") from err
         return CommandResult(status, out, errors)
 
     def put_text(self, text: str, remote_path: str) -> None:
         """Uploads ``text`` over SFTP to a temporary name, then renames it into place."""
+        import paramiko
+
         tmp = f"{remote_path}.part"
         try:
             with self._client.open_sftp() as sftp:
                 sftp.putfo(io.BytesIO(text.encode()), tmp)
                 sftp.posix_rename(tmp, remote_path)
-        except OSError as err:
+        except (OSError, paramiko.SSHException) as err:
             raise HPCError(f"could not upload {remote_path}: {err}") from err
 
 

@@ -20,7 +20,7 @@ def connections(pg_password: str, ssh_dir: Path) -> dict[str, dict[str, object]]
         "eo_postgis": {
             "conn_type": "postgres",
             "description": "PostGIS store of the land-cover platform",
-            "host": "127.0.0.1",
+            "host": os.environ.get("EO_PG_HOST", "127.0.0.1"),
             "port": int(os.environ["EO_PG_PORT"]),
             "login": os.environ["EO_PG_USER"],
             "password": pg_password,
@@ -29,7 +29,7 @@ def connections(pg_password: str, ssh_dir: Path) -> dict[str, dict[str, object]]
         "eo_hpc": {
             "conn_type": "ssh",
             "description": "HPC login node (SLURM) reached over SSH",
-            "host": "127.0.0.1",
+            "host": os.environ.get("EO_HPC_HOST", "127.0.0.1"),
             "port": int(os.environ["EO_SSH_PORT"]),
             "login": getpass.getuser(),
             "extra": json.dumps(

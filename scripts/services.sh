@@ -102,7 +102,7 @@ sshd_up() {
   echo "[127.0.0.1]:$EO_SSH_PORT $(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" >"$SSH_DIR/known_hosts"
   cat >"$SSH_DIR/sshd_config" <<EOF
 Port $EO_SSH_PORT
-ListenAddress 127.0.0.1
+ListenAddress ${EO_SSH_LISTEN:-127.0.0.1}
 HostKey $SSH_DIR/ssh_host_ed25519_key
 PidFile $SSH_DIR/sshd.pid
 AuthorizedKeysFile $SSH_DIR/authorized_keys

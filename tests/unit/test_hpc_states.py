@@ -1,0 +1,65 @@
+"""SLURM job-state parsing and classification."""
+
+from __future__ import annotations
+
+import pytest
+
+from eo_tasks.errors import EOError, HPCError, JobFailedError
+from eo_tasks.hpc import JobState
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("COMPLETED", JobState.COMPLETED),
+        ("CANCELLED by 0", JobState.CANCELLED),
+        ("OUT_OF_ME+", JobState.OUT_OF_MEMORY),  # sacct truncates long names
+        ("NODE_FAIL\n", JobState.NODE_FAIL),
+        ("PENDING", JobState.PENDING),
+    ],
+)
+def test_parse(text: str, state: JobState) -> None:
+    assert JobState.parse(text) is state
+
+
+@pytest.mark.parametrize("text", ["", "EXPLODED", "  "])
+def test_parse_rejects_unknown_states(text: str) -> None:
+    with pytest.raises(HPCError, match="unknown SLURM job state"):
+        JobState.parse(text)
+
+
+def test_terminal_and_retryable_classification() -> None:
+    terminal = {s for s in JobState if s.is_terminal}
+    assert JobState.RUNNING not in terminal and JobState.PENDING not in terminal
+    assert {JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT, JobState.OUT_OF_MEMORY} <= terminal
+    retryable = {s for s in JobState if s.is_retryable}
+    # The cluster's fault, not the job's: resubmit and resume from the checkpoint.
+    assert {JobState.TIMEOUT, JobState.PREEMPTED, JobState.NODE_FAIL} <= retryable
+    assert not retryable & {JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.CANCELLED, JobState.COMPLETED}
+    assert retryable <= terminal
+
+
+def test_errors_share_one_root_and_the_builtin_bases() -> None:
+    err = JobFailedError("42", "TIMEOUT", "slurmstepd: CANCELLED DUE TO TIME LIMIT")
+    assert isinstance(err, HPCError) and isinstance(err, EOError) and isinstance(err, RuntimeError)
+    assert (err.job_id, err.state) == ("42", "TIMEOUT")
+    assert "job 42 ended TIMEOUT" in str(err)
+
+
+def test_job_templates_quote_every_value() -> None:
+    from eo_tasks.hpc import render_job_script
+
+    script = render_job_script(
+        "probe.sbatch.j2", {"ntasks": 2, "time_limit": "00:05:00", "partition": "debug; touch /tmp/pwned"}
+    )
+    assert "#SBATCH --partition='debug; touch /tmp/pwned'" in script
+    assert "#SBATCH --ntasks=2\n" in script
+
+
+def test_job_templates_refuse_missing_values() -> None:
+    import jinja2
+
+    from eo_tasks.hpc import render_job_script
+
+    with pytest.raises(jinja2.UndefinedError):
+        render_job_script("probe.sbatch.j2", {"ntasks": 2})
