@@ -41,3 +41,19 @@ class JobFailedError(HPCError):
         self.job_id = job_id
         self.state = state
         super().__init__(f"job {job_id} ended {state}" + (f": {detail}" if detail else ""))
+
+
+class CatalogError(EOError, LookupError):
+    """The scene catalog has no such scene, or a row is in an impossible state."""
+
+
+class ProviderError(EOError, ConnectionError):
+    """A scene provider (hub, STAC API, archive) failed to answer a search or a download."""
+
+
+class DownloadError(EOError, OSError):
+    """A transfer failed after its retries (network, truncated file, missing asset)."""
+
+
+class ChecksumError(DownloadError, ValueError):
+    """A downloaded file does not match the checksum its provider published; it was quarantined."""

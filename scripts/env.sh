@@ -9,6 +9,8 @@ export EO_RUN_DIR="${EO_RUN_DIR:-$EO_REPO/.run}"
 export EO_PYTHON="${EO_PYTHON:-python3.11}"
 export EO_VENV="${EO_VENV:-$EO_REPO/.venv}"
 export EO_COMPUTE_VENV="${EO_COMPUTE_VENV:-$EO_REPO/.venv-compute}"
+# Scenes, datacubes, models and maps (a shared filesystem in production).
+export EO_DATA_DIR="${EO_DATA_DIR:-$EO_RUN_DIR/data}"
 # Built wheels (Horovod, GDAL bindings) outlive clones of the repo on one machine.
 export EO_WHEEL_CACHE="${EO_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eo-platform/wheels}"
 
