@@ -13,10 +13,13 @@ log = logging.getLogger(__name__)
 DOC_MD = """
 ### Platform health
 
-Checks, once a day, that the services every other DAG depends on answer:
+Checks, once a day, that the services every other DAG depends on answer and that the
+configuration is valid:
 
-1. **postgis_version** — `SELECT postgis_full_version()` through the `eo_postgis` connection.
-2. **hpc_probe_job** — over the `eo_hpc` SSH connection, submits a two-task `sbatch` job to SLURM
+1. **aoi_files** — validates every AOI file in `aois/` (`$EO_AOI_DIR`), including the grid's EPSG
+   code; fails naming each bad file and field (bad files get no DAGs, so this is where they show).
+2. **postgis_version** — `SELECT postgis_full_version()` through the `eo_postgis` connection.
+3. **hpc_probe_job** — over the `eo_hpc` SSH connection, submits a two-task `sbatch` job to SLURM
    (pool `hpc_submissions`), waits for it and logs its output.
 
 No `params`. A red run names the service that is down; see `make services-status`.
@@ -33,7 +36,22 @@ No `params`. A red run names the service that is down; see `make services-status
     default_args={"owner": "eo-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
 )
 def platform_health() -> None:
-    """Wires the two health checks."""
+    """Wires the health checks."""
+
+    @task
+    def aoi_files() -> list[str]:
+        """Returns the valid AOI names; fails listing every invalid AOI file."""
+        from eo_tasks.aoi import aoi_dir, load_all
+
+        valid, errors = load_all()
+        for error in errors:
+            log.error("%s", error)
+        if errors:
+            raise ValueError(
+                f"{len(errors)} invalid AOI file(s) in {aoi_dir()}: " + "; ".join(map(str, errors))
+            )
+        log.info("AOIs: %s", ", ".join(a.name for a in valid) or "none")
+        return [a.name for a in valid]
 
     @task
     def postgis_version() -> str:
@@ -64,6 +82,7 @@ def platform_health() -> None:
         log.info("SLURM probe job output:\n%s", output)
         return output
 
+    aoi_files()
     postgis_version()
     hpc_probe_job()
 

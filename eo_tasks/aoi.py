@@ -75,14 +75,14 @@ class GridSpec:
     resolution: float = 10.0
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "grid") -> GridSpec:
-        """Validates and builds the grid."""
+    def from_dict(cls, data: Mapping[str, Any], where: str = "grid", check_crs: bool = True) -> GridSpec:
+        """Validates and builds the grid (``check_crs`` asks GDAL whether the EPSG code exists)."""
         _known_keys(data, {"epsg", "bounds", "resolution"}, where)
         try:
             epsg = int(_require(data, "epsg", where))
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}.epsg: not an integer: {data['epsg']!r}") from err
-        if not epsg_is_known(epsg):
+        if check_crs and not epsg_is_known(epsg):
             raise ConfigError(f"{where}.epsg: EPSG:{epsg} is not a known coordinate reference system")
         bounds = _require(data, "bounds", where)
         if not isinstance(bounds, list | tuple) or len(bounds) != 4:
@@ -268,12 +268,14 @@ class AOIConfig:
     source_file: str = ""
 
     @classmethod
-    def from_dict(cls, data: Any, source_file: str = "<dict>") -> AOIConfig:
+    def from_dict(cls, data: Any, source_file: str = "<dict>", check_crs: bool = True) -> AOIConfig:
         """Validates a parsed AOI document.
 
         Args:
             data: The parsed YAML.
             source_file: Named in every error message.
+            check_crs: Ask GDAL whether the grid's EPSG code exists (False where GDAL must not be
+                imported, e.g. while Airflow parses DAG files; tasks validate fully when they start).
 
         Returns:
             The configuration.
@@ -282,12 +284,12 @@ class AOIConfig:
             ConfigError: Naming the file and the field at fault.
         """
         try:
-            return cls._from_dict(_as_mapping(data, "AOI"), source_file)
+            return cls._from_dict(_as_mapping(data, "AOI"), source_file, check_crs)
         except ConfigError as err:
             raise ConfigError(f"{source_file}: {err}") from err
 
     @classmethod
-    def _from_dict(cls, data: Mapping[str, Any], source_file: str) -> AOIConfig:
+    def _from_dict(cls, data: Mapping[str, Any], source_file: str, check_crs: bool) -> AOIConfig:
         allowed = {
             "name", "grid", "first_year", "last_year", "sources", "reference", "cloud_cover_max",
             "ingest_schedule", "model", "hpc",
@@ -310,7 +312,7 @@ class AOIConfig:
             raise ConfigError(f"cloud_cover_max: {cloud} is not a percentage")
         return cls(
             name=name,
-            grid=GridSpec.from_dict(_as_mapping(_require(data, "grid", "AOI"), "grid")),
+            grid=GridSpec.from_dict(_as_mapping(_require(data, "grid", "AOI"), "grid"), check_crs=check_crs),
             first_year=first_year,
             last_year=None if last_year is None else int(last_year),
             sources=tuple(
@@ -326,14 +328,14 @@ class AOIConfig:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> AOIConfig:
+    def load(cls, path: str | Path, check_crs: bool = True) -> AOIConfig:
         """Reads and validates one AOI file."""
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{path}: cannot read AOI file: {err}") from err
-        return cls.from_dict(data, source_file=str(path))
+        return cls.from_dict(data, source_file=str(path), check_crs=check_crs)
 
 
 def aoi_dir() -> Path:
@@ -341,7 +343,25 @@ def aoi_dir() -> Path:
     return Path(os.environ.get("EO_AOI_DIR", Path(__file__).resolve().parent.parent / "aois"))
 
 
-def load_all(directory: Path | None = None) -> list[AOIConfig]:
-    """Loads every ``*.yaml`` AOI file of a folder, sorted by name."""
+def load_all(
+    directory: Path | None = None, check_crs: bool = True
+) -> tuple[list[AOIConfig], list[ConfigError]]:
+    """Loads every ``*.yaml`` AOI file of a folder, sorted by name.
+
+    Returns:
+        The valid AOIs, and an error (naming file and field) for each invalid file: one bad file
+        must not hide the other AOIs.
+    """
     directory = directory or aoi_dir()
-    return [AOIConfig.load(p) for p in sorted(directory.glob("*.yaml"))]
+    valid: list[AOIConfig] = []
+    errors: list[ConfigError] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            valid.append(AOIConfig.load(path, check_crs=check_crs))
+        except ConfigError as err:
+            errors.append(err)
+    names = [a.name for a in valid]
+    for name in {n for n in names if names.count(n) > 1}:
+        errors.append(ConfigError(f"{directory}: AOI name {name!r} is used by more than one file"))
+        valid = [a for a in valid if a.name != name]
+    return valid, errors

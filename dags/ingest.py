@@ -1,0 +1,158 @@
+"""Ingest DAGs, one per AOI file: discover new scenes, download them verified, announce them.
+
+Adding an AOI is adding a YAML file to ``aois/`` (or ``$EO_AOI_DIR``); this file turns each one
+into an ``ingest_<aoi>`` DAG. Invalid AOI files are reported by the ``platform_health`` DAG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+from eo_tasks.aoi import AOIConfig, load_all
+
+log = logging.getLogger(__name__)
+
+DOC_MD = """
+### Ingest `{name}`
+
+Keeps the scene catalog of AOI **{name}** (`{file}`) complete:
+
+1. **discover** — searches each source of the AOI ({sources}) from a little before the newest scene
+   already catalogued (the whole history on the first run), skips scenes above
+   {cloud:.0f} % cloud cover (recorded in `scene_skip` with the reason), upserts the rest into the
+   PostGIS `scene` table (`eo_postgis`).
+2. **download** — one mapped task per scene still to fetch (pool `scene_downloads`): every file
+   checksum-verified, resumed after interruptions, renamed into place; corrupt files are
+   quarantined and the task retried with back-off.
+3. **announce** — emits the Asset `{asset}` when new scenes became ready, which triggers the
+   preprocessing of the AOI.
+
+Running it twice adds nothing the second time.
+
+**Params:** `since` (ISO date, optional) searches from that date instead of incrementally;
+`max_attempts` (default 3) download attempts before a scene is left failed/quarantined.
+"""
+
+
+def scenes_asset(aoi_name: str) -> Asset:
+    """The Asset that announces new ready scenes of an AOI."""
+    return Asset(name=f"scenes_{aoi_name}", uri=f"eo://scenes/{aoi_name}", group="eo-scenes")
+
+
+def _credentials(conn_id: str | None) -> Any:
+    from airflow.sdk import Connection
+
+    from eo_tasks.providers import Credentials
+
+    if not conn_id:
+        return None
+    conn = Connection.get(conn_id)
+    return Credentials(login=conn.login, password=conn.password, extra=conn.extra_dejson)
+
+
+def _catalog() -> Any:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from eo_tasks.catalog import SceneCatalog, migrate
+
+    conn = PostgresHook(postgres_conn_id="eo_postgis").get_conn()
+    migrate(conn)
+    return SceneCatalog(conn)
+
+
+def build_ingest_dag(aoi: AOIConfig) -> None:
+    """Declares the ingest DAG of one AOI."""
+    asset = scenes_asset(aoi.name)
+
+    @dag(
+        dag_id=f"ingest_{aoi.name}",
+        schedule=aoi.ingest_schedule,
+        start_date=pendulum.datetime(aoi.first_year, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["ingest", f"aoi:{aoi.name}"],
+        doc_md=DOC_MD.format(
+            name=aoi.name,
+            file=aoi.source_file,
+            sources=", ".join(s.provider for s in aoi.sources),
+            cloud=aoi.cloud_cover_max,
+            asset=asset.name,
+        ),
+        default_args={"owner": "eo-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+        params={
+            "since": Param(None, type=["null", "string"], format="date", description="search from this date"),
+            "max_attempts": Param(3, type="integer", minimum=1),
+        },
+    )
+    def ingest() -> None:
+        @task
+        def discover(
+            params: dict[str, Any] | None = None, data_interval_end: dt.datetime | None = None
+        ) -> list[str]:
+            """Searches the AOI's sources; returns the scene ids still to download."""
+            from eo_tasks.ingest import discover as discover_scenes
+            from eo_tasks.providers import make_provider
+
+            config = AOIConfig.load(aoi.source_file)  # full validation at task start
+            providers = [(s, make_provider(s, _credentials(s.conn_id))) for s in config.sources]
+            params = params or {}
+            since = params.get("since")
+            result = discover_scenes(
+                config,
+                _catalog(),
+                providers,
+                until=data_interval_end or dt.datetime.now(dt.UTC),
+                since=dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None,
+                max_attempts=int(params.get("max_attempts", 3)),
+            )
+            return result.to_download
+
+        @task(
+            pool="scene_downloads",
+            retries=3,
+            retry_delay=timedelta(seconds=30),
+            retry_exponential_backoff=True,
+            map_index_template="{{ task.op_kwargs['scene_id'] }}",
+        )
+        def download(scene_id: str) -> dict[str, Any]:
+            """Downloads one scene, verified; returns its state and size."""
+            from eo_tasks.ingest import download_scene
+            from eo_tasks.providers import make_provider
+            from eo_tasks.settings import data_dir
+
+            catalog = _catalog()
+            config = AOIConfig.load(aoi.source_file)
+            scene = catalog.get(scene_id)
+            source = next((s for s in config.sources if s.provider == scene.provider), None)
+            if source is None:
+                raise ValueError(f"{scene_id} came from {scene.provider!r}, which {aoi.name} no longer lists")
+            provider = make_provider(source, _credentials(source.conn_id))
+            result = download_scene(scene_id, catalog, provider, data_dir())
+            return {"scene_id": scene_id, "state": result.state, "bytes": result.bytes}
+
+        @task(outlets=[asset], trigger_rule="all_done")
+        def announce(results: list[dict[str, Any]]) -> int:
+            """Emits the AOI's scenes Asset if this run made scenes ready."""
+            from airflow.exceptions import AirflowSkipException
+
+            fetched = [r for r in results if r and r["bytes"] > 0]
+            counts = _catalog().counts(aoi.name)
+            log.info("%s: %d scenes fetched in this run; catalog states %s", aoi.name, len(fetched), counts)
+            if not fetched:
+                raise AirflowSkipException("no new scenes: nothing to announce")
+            return len(fetched)
+
+        announce(download.expand(scene_id=discover()))  # type: ignore[arg-type]
+
+    ingest()
+
+
+AOIS, AOI_ERRORS = load_all(check_crs=False)
+for _aoi in AOIS:
+    build_ingest_dag(_aoi)
