@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eo_tasks.errors import CatalogError
+from eo_tasks.preprocess import SceneInput
 from eo_tasks.scenes import AssetRef, SceneRecord
 
 if TYPE_CHECKING:
@@ -220,3 +221,76 @@ class SceneCatalog:
             )
             row = cur.fetchone()
         return row[0] if row else None
+
+    def ready_scenes(self, aoi: str, year: int) -> list[SceneInput]:
+        """The AOI's downloaded scenes acquired in ``year``, as preprocessing reads them."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT s.id, s.collection, s.datetime, s.assets, s.properties
+                FROM scene s JOIN aoi_scene a ON a.scene_id = s.id
+                WHERE a.aoi = %s AND s.state IN ('ready', 'used')
+                  AND s.datetime >= make_timestamptz(%s, 1, 1, 0, 0, 0, 'UTC')
+                  AND s.datetime < make_timestamptz(%s + 1, 1, 1, 0, 0, 0, 'UTC')
+                ORDER BY s.datetime, s.id
+                """,
+                (aoi, year, year),
+            )
+            rows = cur.fetchall()
+        return [
+            SceneInput(
+                id=row[0],
+                collection=row[1],
+                datetime=row[2],
+                files={band: a["local_path"] for band, a in row[3].items() if a.get("local_path")},
+                properties=row[4],
+            )
+            for row in rows
+        ]
+
+    def scene_years(self, aoi: str) -> list[int]:
+        """Years in which the AOI has downloaded scenes."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT extract(year FROM s.datetime AT TIME ZONE 'UTC')::int FROM scene s "
+                "JOIN aoi_scene a ON a.scene_id = s.id "
+                "WHERE a.aoi = %s AND s.state IN ('ready', 'used') ORDER BY 1",
+                (aoi,),
+            )
+            return [int(row[0]) for row in cur.fetchall()]
+
+    def datacube_fingerprint(self, aoi: str, year: int) -> str | None:
+        """The scene fingerprint of the AOI's registered cube of ``year`` (None if there is none)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT scene_fingerprint FROM datacube WHERE aoi = %s AND year = %s", (aoi, year))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def record_datacube(
+        self,
+        aoi: str,
+        year: int,
+        path: str,
+        fingerprint: str,
+        scenes: Sequence[str],
+        skipped: dict[str, str],
+        n_composites: int,
+    ) -> None:
+        """Registers (or replaces) the cube of an AOI and year and marks its scenes used, atomically."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO datacube
+                    (aoi, year, path, scene_fingerprint, scenes, skipped_scenes, n_composites)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (aoi, year) DO UPDATE SET path = EXCLUDED.path,
+                    scene_fingerprint = EXCLUDED.scene_fingerprint, scenes = EXCLUDED.scenes,
+                    skipped_scenes = EXCLUDED.skipped_scenes, n_composites = EXCLUDED.n_composites,
+                    created_at = now()
+                """,
+                (aoi, year, path, fingerprint, list(scenes), json.dumps(skipped), n_composites),
+            )
+            cur.execute(
+                "UPDATE scene SET state = 'used', updated_at = now() WHERE id = ANY(%s) AND state = 'ready'",
+                (list(scenes),),
+            )
