@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
+from eo_common import credentials, scene_catalog, scenes_asset
 
 from eo_tasks.aoi import AOIConfig, load_all
 
@@ -38,32 +39,6 @@ Running it twice adds nothing the second time.
 **Params:** `since` (ISO date, optional) searches from that date instead of incrementally;
 `max_attempts` (default 3) download attempts before a scene is left failed/quarantined.
 """
-
-
-def scenes_asset(aoi_name: str) -> Asset:
-    """The Asset that announces new ready scenes of an AOI."""
-    return Asset(name=f"scenes_{aoi_name}", uri=f"eo://scenes/{aoi_name}", group="eo-scenes")
-
-
-def _credentials(conn_id: str | None) -> Any:
-    from airflow.sdk import Connection
-
-    from eo_tasks.providers import Credentials
-
-    if not conn_id:
-        return None
-    conn = Connection.get(conn_id)
-    return Credentials(login=conn.login, password=conn.password, extra=conn.extra_dejson)
-
-
-def _catalog() -> Any:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    from eo_tasks.catalog import SceneCatalog, migrate
-
-    conn = PostgresHook(postgres_conn_id="eo_postgis").get_conn()
-    migrate(conn)
-    return SceneCatalog(conn)
 
 
 def build_ingest_dag(aoi: AOIConfig) -> None:
@@ -100,12 +75,12 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
             from eo_tasks.providers import make_provider
 
             config = AOIConfig.load(aoi.source_file)  # full validation at task start
-            providers = [(s, make_provider(s, _credentials(s.conn_id))) for s in config.sources]
+            providers = [(s, make_provider(s, credentials(s.conn_id))) for s in config.sources]
             params = params or {}
             since = params.get("since")
             result = discover_scenes(
                 config,
-                _catalog(),
+                scene_catalog(),
                 providers,
                 until=data_interval_end or dt.datetime.now(dt.UTC),
                 since=dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None,
@@ -126,13 +101,13 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
             from eo_tasks.providers import make_provider
             from eo_tasks.settings import data_dir
 
-            catalog = _catalog()
+            catalog = scene_catalog()
             config = AOIConfig.load(aoi.source_file)
             scene = catalog.get(scene_id)
             source = next((s for s in config.sources if s.provider == scene.provider), None)
             if source is None:
                 raise ValueError(f"{scene_id} came from {scene.provider!r}, which {aoi.name} no longer lists")
-            provider = make_provider(source, _credentials(source.conn_id))
+            provider = make_provider(source, credentials(source.conn_id))
             result = download_scene(scene_id, catalog, provider, data_dir())
             return {"scene_id": scene_id, "state": result.state, "bytes": result.bytes}
 
@@ -142,7 +117,7 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
             from airflow.exceptions import AirflowSkipException
 
             fetched = [r for r in results if r and r["bytes"] > 0]
-            counts = _catalog().counts(aoi.name)
+            counts = scene_catalog().counts(aoi.name)
             log.info("%s: %d scenes fetched in this run; catalog states %s", aoi.name, len(fetched), counts)
             if not fetched:
                 raise AirflowSkipException("no new scenes: nothing to announce")

@@ -261,6 +261,7 @@ class AOIConfig:
     sources: tuple[SourceSpec, ...]
     reference: ReferenceSpec
     cloud_cover_max: float = 40.0
+    composites_per_year: int = 24
     ingest_schedule: str = "@daily"
     last_year: int | None = None
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -292,7 +293,7 @@ class AOIConfig:
     def _from_dict(cls, data: Mapping[str, Any], source_file: str, check_crs: bool) -> AOIConfig:
         allowed = {
             "name", "grid", "first_year", "last_year", "sources", "reference", "cloud_cover_max",
-            "ingest_schedule", "model", "hpc",
+            "composites_per_year", "ingest_schedule", "model", "hpc",
         }  # fmt: skip
         _known_keys(data, allowed, "AOI")
         name = str(_require(data, "name", "AOI"))
@@ -307,6 +308,11 @@ class AOIConfig:
         sources = _require(data, "sources", "AOI")
         if not isinstance(sources, list) or not sources:
             raise ConfigError("sources: expected a non-empty list")
+        composites = int(data.get("composites_per_year", 24))
+        if not 4 <= composites <= 73:
+            raise ConfigError(
+                f"composites_per_year: {composites} is outside 4..73 (73: one per 5-day revisit)"
+            )
         cloud = float(data.get("cloud_cover_max", 40.0))
         if not 0 <= cloud <= 100:
             raise ConfigError(f"cloud_cover_max: {cloud} is not a percentage")
@@ -321,6 +327,7 @@ class AOIConfig:
             ),
             reference=ReferenceSpec.from_dict(_as_mapping(_require(data, "reference", "AOI"), "reference")),
             cloud_cover_max=cloud,
+            composites_per_year=composites,
             ingest_schedule=str(data.get("ingest_schedule", "@daily")),
             model=ModelSpec.from_dict(_as_mapping(data.get("model") or {}, "model")),
             hpc=HPCSpec.from_dict(_as_mapping(data.get("hpc") or {}, "hpc")),

@@ -25,13 +25,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.aoi import GridSpec
+from eo_tasks.aoi import AOIConfig, GridSpec
 from eo_tasks.composite import Calendar, composite, fill_gaps
 from eo_tasks.preprocess import CUBE_BANDS, Block, SceneInput, SceneReadError, blocks, check_scene, read_block
+
+if TYPE_CHECKING:
+    from eo_tasks.catalog import SceneCatalog
 
 log = logging.getLogger(__name__)
 
@@ -266,3 +269,47 @@ class Cube:
 
         with h5py.File(self.path, "r") as f:
             return f["reflectance"][:, rows, cols, :], f["valid"][:, rows, cols].astype(bool)
+
+
+def cube_path(data_dir: Path, aoi: str, year: int) -> Path:
+    """Where the cube of an AOI and year lives: ``<data>/cubes/<aoi>/<aoi>_<year>.h5``."""
+    return data_dir / "cubes" / aoi / f"{aoi}_{year}.h5"
+
+
+def years_to_build(catalog: SceneCatalog, aoi: AOIConfig, forced: Sequence[int] = ()) -> list[int]:
+    """Years whose ready scenes differ from those their registered cube was built from (plus ``forced``)."""
+    last = aoi.last_year or 9999
+    years = []
+    for year in catalog.scene_years(aoi.name):
+        if not aoi.first_year <= year <= last:
+            continue
+        current = scene_fingerprint(catalog.ready_scenes(aoi.name, year))
+        if year in forced or current != catalog.datacube_fingerprint(aoi.name, year):
+            years.append(year)
+    return years
+
+
+def build_year(
+    catalog: SceneCatalog,
+    aoi: AOIConfig,
+    year: int,
+    data_dir: Path,
+    client: Any | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> CubeReport:
+    """Builds the AOI's cube of ``year`` from its ready scenes and registers it in the catalog."""
+    scenes = catalog.ready_scenes(aoi.name, year)
+    spec = CubeSpec(aoi=aoi.name, grid=aoi.grid, year=year, calendar=Calendar(aoi.composites_per_year))
+    path = cube_path(data_dir, aoi.name, year)
+    report = build_cube(scenes, spec, path, client=client, progress=progress)
+    used = [s.id for s in scenes if s.id not in report.scenes_skipped]
+    catalog.record_datacube(
+        aoi.name,
+        year,
+        str(path),
+        scene_fingerprint(scenes),
+        used,
+        report.scenes_skipped,
+        aoi.composites_per_year,
+    )
+    return report

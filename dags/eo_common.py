@@ -1,0 +1,45 @@
+"""What the platform's DAG files share: the Assets that link them, and connection helpers.
+
+Not a DAG file itself; imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Asset
+
+STORE_CONN_ID = "eo_postgis"
+
+
+def scenes_asset(aoi_name: str) -> Asset:
+    """Announces new ready scenes of an AOI (ingest → preprocess)."""
+    return Asset(name=f"scenes_{aoi_name}", uri=f"eo://scenes/{aoi_name}", group="eo-scenes")
+
+
+def cube_asset(aoi_name: str) -> Asset:
+    """Announces new or rebuilt datacubes of an AOI (preprocess → training and maps)."""
+    return Asset(name=f"cubes_{aoi_name}", uri=f"eo://cubes/{aoi_name}", group="eo-cubes")
+
+
+def scene_catalog() -> Any:
+    """The scene catalog on the ``eo_postgis`` connection, schema migrated."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from eo_tasks.catalog import SceneCatalog, migrate
+
+    conn = PostgresHook(postgres_conn_id=STORE_CONN_ID).get_conn()
+    migrate(conn)
+    return SceneCatalog(conn)
+
+
+def credentials(conn_id: str | None) -> Any:
+    """Provider credentials from an Airflow connection (None when the source needs none)."""
+    from airflow.sdk import Connection
+
+    from eo_tasks.providers import Credentials
+
+    if not conn_id:
+        return None
+    conn = Connection.get(conn_id)
+    return Credentials(login=conn.login, password=conn.password, extra=conn.extra_dejson)
