@@ -14,12 +14,34 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import requests
+import requests.adapters
 
 from eo_tasks.errors import ProviderError
 from eo_tasks.providers.base import Credentials, SceneProvider, SearchQuery, bbox_wkt
 from eo_tasks.scenes import AssetRef, SceneRecord
 
 _BASELINE = re.compile(r"_N(\d{2})(\d{2})_")
+
+
+class _DefaultTimeout(requests.adapters.HTTPAdapter):
+    """Gives every request a timeout: sentinelsat sets ``session.timeout``, which requests ignores."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Sends with the default timeout unless the caller gave one."""
+        timeout = self.timeout if timeout is None else timeout
+        return super().send(request, stream, timeout, verify, cert, proxies)
 
 
 def baseline_from_title(title: str) -> str | None:
@@ -33,12 +55,21 @@ class SentinelsatProvider(SceneProvider):
 
     name = "sentinelsat"
 
-    def __init__(self, api_url: str, credentials: Credentials | None) -> None:
+    def __init__(self, api_url: str, credentials: Credentials | None, timeout: float = 60.0) -> None:
+        """Opens the hub's API.
+
+        Args:
+            api_url: The hub's DHuS API URL.
+            credentials: The hub account.
+            timeout: Seconds of silence before a search or OData request is abandoned.
+        """
         from sentinelsat import SentinelAPI
 
         user = credentials.login if credentials else None
         password = credentials.password if credentials else None
-        self.api = SentinelAPI(user, password, api_url=api_url, show_progressbars=False, timeout=60)
+        self.api = SentinelAPI(user, password, api_url=api_url, show_progressbars=False, timeout=timeout)
+        for prefix in ("http://", "https://"):
+            self.api.session.mount(prefix, _DefaultTimeout(timeout))
 
     def search(self, query: SearchQuery) -> Iterator[SceneRecord]:
         """Queries the hub for S2MSI2A products over the bbox and time range (all pages)."""

@@ -190,6 +190,7 @@ class StacApiProvider(SceneProvider):
     profile_name: str
     url: str | None = None
     credentials: Credentials | None = None
+    timeout: float = 60.0  # seconds of silence before a request to the API is abandoned
     _tokens: dict[str, _Token] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -206,7 +207,7 @@ class StacApiProvider(SceneProvider):
         from pystac_client.exceptions import APIError
 
         try:
-            client = Client.open(self.api_url, headers=self._search_headers())
+            client = Client.open(self.api_url, headers=self._search_headers(), timeout=self.timeout)
             for collection in query.collections:
                 remote = self.profile.collections.get(collection)
                 if remote is None:
@@ -258,11 +259,14 @@ class StacApiProvider(SceneProvider):
     def _fetch_sas_token(self, key: str) -> _Token:
         # The SAS endpoint sits next to the STAC API: /api/stac/v1 -> /api/sas/v1/token/<account>/<container>
         url = self.api_url.replace("/api/stac/v1", "/api/sas/v1/token") + f"/{key}"
-        response = requests.get(url, timeout=30)
-        response.raise_for_status()
-        body = response.json()
-        expiry = dt.datetime.fromisoformat(body["msft:expiry"].replace("Z", "+00:00")).timestamp()
-        return _Token(value=body["token"], expires=expiry)
+        try:
+            response = requests.get(url, timeout=30)
+            response.raise_for_status()
+            body = response.json()
+            expiry = dt.datetime.fromisoformat(body["msft:expiry"].replace("Z", "+00:00")).timestamp()
+            return _Token(value=body["token"], expires=expiry)
+        except (requests.RequestException, ValueError, KeyError) as err:
+            raise ProviderError(f"{self.name}: no SAS token for {key} from {url}: {err}") from err
 
     def _cached_token(self, key: str, fetch: Callable[[str], _Token]) -> str:
         with self._lock:
@@ -285,18 +289,22 @@ class StacApiProvider(SceneProvider):
         if not self.credentials or not self.credentials.login or not self.credentials.password:
             raise ProviderError(f"{self.name}: the connection needs a login and password for downloads")
         token_url = self.credentials.extra.get("token_url", self.profile.token_url)
-        response = requests.post(
-            str(token_url),
-            data={
-                "grant_type": "password",
-                "client_id": self.credentials.extra.get("client_id", "cdse-public"),
-                "username": self.credentials.login,
-                "password": self.credentials.password,
-            },
-            timeout=30,
-        )
-        if response.status_code in (400, 401):
-            raise ProviderError(f"{self.name}: the identity service refused the credentials")
-        response.raise_for_status()
-        body = response.json()
-        return _Token(value=body["access_token"], expires=time.time() + float(body.get("expires_in", 600)))
+        try:
+            response = requests.post(
+                str(token_url),
+                data={
+                    "grant_type": "password",
+                    "client_id": self.credentials.extra.get("client_id", "cdse-public"),
+                    "username": self.credentials.login,
+                    "password": self.credentials.password,
+                },
+                timeout=30,
+            )
+            if response.status_code in (400, 401):
+                raise ProviderError(f"{self.name}: the identity service refused the credentials")
+            response.raise_for_status()
+            body = response.json()
+            expires = time.time() + float(body.get("expires_in", 600))
+            return _Token(value=body["access_token"], expires=expires)
+        except (requests.RequestException, ValueError, KeyError) as err:
+            raise ProviderError(f"{self.name}: no access token from {token_url}: {err}") from err
