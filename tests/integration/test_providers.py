@@ -205,7 +205,7 @@ def test_sentinelsat_download_assets_and_fetch(hub: HubReplay, tmp_path: Path) -
         assert zf.testzip() is None
 
 
-def test_sentinelsat_download_resumes_through_the_hub(hub: HubReplay, tmp_path: Path) -> None:
+def test_sentinelsat_download_retries_through_the_hub(hub: HubReplay, tmp_path: Path) -> None:
     provider = _dhus(hub)
     (scene,) = provider.search(_query("2022-06-01", "2022-07-01"))
     (asset,) = provider.download_assets(scene.provider_id, scene.assets)
