@@ -16,6 +16,7 @@ def test_platform_health_dag_runs_green(services: dict[str, str]) -> None:
     assert run.state == DagRunState.SUCCESS
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == {
+        "aoi_files": TaskInstanceState.SUCCESS,
         "postgis_version": TaskInstanceState.SUCCESS,
         "hpc_probe_job": TaskInstanceState.SUCCESS,
     }

@@ -45,7 +45,7 @@ def test_migrations_apply_once(catalog: SceneCatalog) -> None:
     assert migrate(catalog.conn) == []
     with catalog.conn.cursor() as cur:
         cur.execute("SELECT version FROM schema_migration")
-        assert [r[0] for r in cur.fetchall()] == ["0001_scene_catalog"]
+        assert [r[0] for r in cur.fetchall()] == ["0001_scene_catalog", "0002_datacube"]
         cur.execute("SELECT GeometryType(footprint) FROM scene LIMIT 0")
 
 
