@@ -22,13 +22,27 @@ def cube_asset(aoi_name: str) -> Asset:
     return Asset(name=f"cubes_{aoi_name}", uri=f"eo://cubes/{aoi_name}", group="eo-cubes")
 
 
+def store_connection() -> Any:
+    """A psycopg2 connection to the PostGIS store from the ``eo_postgis`` Airflow connection.
+
+    Built directly rather than through PostgresHook, which hands out psycopg 3 connections where
+    that driver is installed; eo_tasks relies on psycopg2's transaction semantics.
+    """
+    import psycopg2
+    from airflow.sdk import Connection
+
+    conn = Connection.get(STORE_CONN_ID)
+    extra = {k: v for k, v in conn.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
+    return psycopg2.connect(
+        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema, **extra
+    )
+
+
 def scene_catalog() -> Any:
     """The scene catalog on the ``eo_postgis`` connection, schema migrated."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
     from eo_tasks.catalog import SceneCatalog, migrate
 
-    conn = PostgresHook(postgres_conn_id=STORE_CONN_ID).get_conn()
+    conn = store_connection()
     migrate(conn)
     return SceneCatalog(conn)
 

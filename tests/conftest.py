@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +36,27 @@ def services() -> dict[str, str]:
             pytest.fail(message)
         pytest.skip(message)
     return dict(os.environ)
+
+
+@pytest.fixture
+def pg_schema(services: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """A private schema in the real PostGIS store, dropped afterwards.
+
+    Yields psycopg2 connect() arguments whose search_path puts the schema first, so the
+    platform's migrations create their tables there and tests never see each other's rows.
+    """
+    import psycopg2
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    args: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": int(services["EO_PG_PORT"]),
+        "user": services["EO_PG_USER"],
+        "password": (Path(services["EO_RUN_DIR"]) / "postgres.password").read_text().strip(),
+        "dbname": services["EO_PG_DB"],
+    }
+    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    yield {**args, "options": f"-c search_path={schema},public", "schema": schema}
+    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA {schema} CASCADE")

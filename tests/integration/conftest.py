@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -29,30 +28,3 @@ def airflow_connections(services: dict[str, str]) -> Iterator[None]:
             conn = Connection.get_connection_from_secrets(conn_id)
             mp.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn.as_json())
         yield
-
-
-@pytest.fixture
-def pg_schema(services: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """A private schema in the real PostGIS store, dropped afterwards.
-
-    Yields psycopg2 connect() arguments whose search_path puts the schema first, so the
-    platform's migrations create their tables there and tests never see each other's rows.
-    """
-    import uuid
-    from pathlib import Path
-
-    import psycopg2
-
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    args: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": int(services["EO_PG_PORT"]),
-        "user": services["EO_PG_USER"],
-        "password": (Path(services["EO_RUN_DIR"]) / "postgres.password").read_text().strip(),
-        "dbname": services["EO_PG_DB"],
-    }
-    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA {schema}")
-    yield {**args, "options": f"-c search_path={schema},public", "schema": schema}
-    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP SCHEMA {schema} CASCADE")
