@@ -79,6 +79,31 @@ def _query(pg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
         return cur.fetchall()
 
 
+def _assert_matches_truth(archive: Path, reflectance: np.ndarray, band_names: list[str]) -> None:
+    """Open water that never changed must look like the simulator's water spectrum, all year, every band.
+
+    Water is the one surface without phenology, so its composites (clouds masked, Landsat
+    harmonized, gaps filled) should sit within the sensor noise of the end-member spectrum.
+    """
+    from osgeo import gdal
+
+    from eo_tasks.classes import CLASS_BY_NAME
+    from eo_tasks.simulator.spectra import ENDMEMBERS, S2_BAND_INDEX
+
+    truth = gdal.Open(str(archive / "truth" / "landcover_2022.tif")).ReadAsArray()
+    changed = gdal.Open(str(archive / "truth" / "change_mask.tif")).ReadAsArray() > 0
+    water = (truth == CLASS_BY_NAME["water"].code) & ~changed
+    # Interior water only: shores mix water with the land around it.
+    for axis in (0, 1):
+        for shift in (-2, -1, 1, 2):
+            water &= np.roll(truth == CLASS_BY_NAME["water"].code, shift, axis=axis)
+    assert water.sum() >= 10, "the scenario has no open water to compare"
+    expected = np.array([ENDMEMBERS["water"][S2_BAND_INDEX[b]] for b in band_names])
+    observed = np.median(reflectance[:, water, :], axis=(0, 1))
+    np.testing.assert_allclose(observed, expected, atol=0.01)  # sensor noise sigma is 0.006
+    assert np.percentile(reflectance[:, water, :], 99) < 0.15, "cloud leaked into the composites"
+
+
 def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str, Any], archive: Path) -> None:
     ingest = _dag("ingest.py", "ingest_e2e")
     run = ingest.test()
@@ -114,6 +139,7 @@ def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str,
     reflectance, valid = cube.read()
     assert np.isfinite(reflectance).all()
     assert valid.mean() > 0.3  # most composites saw the surface; the rest were gap-filled
+    _assert_matches_truth(archive, reflectance, cube.band_names)
     # Every used scene is 'used' now; nothing is rebuilt when nothing changed.
     assert _query(platform_env, "SELECT DISTINCT state FROM scene") == [("used",)]
     assert preprocess.test().state == DagRunState.SUCCESS
