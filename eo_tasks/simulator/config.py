@@ -163,7 +163,7 @@ class ScenarioConfig:
     @property
     def name(self) -> str:
         """The scenario's name (AOI name in aoi.yaml)."""
-        return f"sim-seed{self.seed}"
+        return f"sim_seed{self.seed}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScenarioConfig:

@@ -419,3 +419,18 @@ def test_the_cli_simulates_end_to_end(tmp_path: Path) -> None:
     assert "wrote 2 Sentinel-2 and 1 Landsat-8 items" in first.stdout and "5/5" in first.stderr
     assert len(list(pystac.Catalog.from_file(str(out / "catalog.json")).get_items(recursive=True))) == 3
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_the_aoi_file_written_is_a_valid_platform_aoi(tmp_path: Path) -> None:
+    from eo_tasks.aoi import AOIConfig
+    from eo_tasks.simulator import ScenarioConfig, simulate
+
+    result = simulate(
+        ScenarioConfig.from_dict(
+            {"seed": 4, "width": 48, "height": 48, "years": [2021], "s2_per_year": 2, "l8_per_year": 1}
+        ),
+        tmp_path / "a",
+    )
+    aoi = AOIConfig.load(result.root / "aoi.yaml")
+    assert aoi.name == "sim_seed4"
+    assert aoi.grid.shape == (48, 48)
