@@ -34,7 +34,12 @@ def store_connection() -> Any:
     conn = Connection.get(STORE_CONN_ID)
     extra = {k: v for k, v in conn.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
     return psycopg2.connect(
-        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema, **extra
+        host=conn.host,
+        port=conn.port or 5432,
+        user=conn.login,
+        password=conn.password,
+        dbname=conn.schema,
+        **extra,
     )
 
 

@@ -10,7 +10,6 @@ were observed and which were filled.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,6 +46,23 @@ class Calendar:
         ]
 
 
+def nan_median(stack: np.ndarray) -> np.ndarray:
+    """Median along axis 0 ignoring NaNs (NaN where a column has no finite value).
+
+    Sort-based: NaNs sort last, so the median of the ``n`` finite values of a column sits at
+    rows ``(n-1)//2`` and ``n//2``. Several times faster than ``np.nanmedian`` for the few
+    observations a compositing window holds.
+    """
+    if stack.shape[0] == 2:  # the common case: two looks in a window
+        a, b = stack
+        return np.where(np.isnan(a), b, np.where(np.isnan(b), a, (a + b) / 2)).astype(np.float32)
+    ordered = np.sort(stack, axis=0)
+    count = np.isfinite(stack).sum(axis=0)
+    lower = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
+    upper = np.take_along_axis(ordered, (count // 2)[None].clip(max=stack.shape[0] - 1), axis=0)[0]
+    return np.where(count > 0, (lower + upper) / 2, np.nan).astype(np.float32)
+
+
 def composite(
     observations: np.ndarray, windows: Sequence[int], n_windows: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -66,12 +82,7 @@ def composite(
     windows_arr = np.asarray(windows)
     for k in np.unique(windows_arr):
         stack = observations[windows_arr == k]
-        if stack.shape[0] == 1:
-            result[k] = stack[0]
-        else:
-            with warnings.catch_warnings():  # an all-NaN pixel in a window is expected, not an error
-                warnings.simplefilter("ignore", RuntimeWarning)
-                result[k] = np.nanmedian(stack, axis=0)
+        result[k] = stack[0] if stack.shape[0] == 1 else nan_median(stack)
     observed = np.any(np.isfinite(result), axis=-1)
     return result, observed
 
@@ -80,7 +91,8 @@ def fill_gaps(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fills NaNs along axis 0 by linear interpolation between the nearest finite values.
 
     Values before the first (after the last) finite value take that value. A series with no finite
-    value at all stays NaN.
+    value at all stays NaN. One forward and one backward sweep over time, vectorized over pixels,
+    so memory stays a few copies of the series.
 
     Args:
         series: ``(time, ...)`` float array.
@@ -91,25 +103,31 @@ def fill_gaps(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = series.shape[0]
     flat = series.reshape(t, -1).astype(np.float32, copy=True)
     finite = np.isfinite(flat)
-    index = np.arange(t)[:, None]
-    prev_idx = np.maximum.accumulate(np.where(finite, index, -1), axis=0)
-    next_idx = np.flip(np.minimum.accumulate(np.flip(np.where(finite, index, t), axis=0), axis=0), axis=0)
-    has_prev = prev_idx >= 0
-    has_next = next_idx < t
-    cols = np.arange(flat.shape[1])[None, :]
-    prev_val = flat[np.clip(prev_idx, 0, t - 1), cols]
-    next_val = flat[np.clip(next_idx, 0, t - 1), cols]
-    span = np.where(has_prev & has_next, next_idx - prev_idx, 1)
-    weight = np.where(has_prev & has_next, (index - prev_idx) / np.maximum(span, 1), 0.0)
-    interpolated = np.where(
-        has_prev & has_next,
-        prev_val + weight * (next_val - prev_val),
-        np.where(has_prev, prev_val, next_val),
-    )
-    missing = ~finite
-    flat[missing] = interpolated[missing]
-    was_filled = missing & np.isfinite(flat)
-    return flat.reshape(series.shape), was_filled.reshape(series.shape)
+    prev_val = np.empty_like(flat)
+    prev_idx = np.empty(flat.shape, dtype=np.int16)
+    last_val = np.full(flat.shape[1], np.nan, dtype=np.float32)
+    last_idx = np.full(flat.shape[1], -1, dtype=np.int16)
+    for i in range(t):  # forward: the last finite value at or before i
+        np.copyto(last_val, flat[i], where=finite[i])
+        last_idx[finite[i]] = i
+        prev_val[i], prev_idx[i] = last_val, last_idx
+    filled = flat.copy()
+    last_val.fill(np.nan)
+    last_idx.fill(-1)
+    for i in range(t - 1, -1, -1):  # backward: the next finite value at or after i, then interpolate
+        np.copyto(last_val, flat[i], where=finite[i])
+        last_idx[finite[i]] = i
+        gap = ~finite[i]
+        if not gap.any():
+            continue
+        p_val, p_idx = prev_val[i][gap], prev_idx[i][gap]
+        n_val, n_idx = last_val[gap], last_idx[gap]
+        both = (p_idx >= 0) & (n_idx >= 0)
+        weight = np.where(both, (i - p_idx) / np.maximum(n_idx - p_idx, 1), 0.0).astype(np.float32)
+        value = np.where(both, p_val + weight * (n_val - p_val), np.where(p_idx >= 0, p_val, n_val))
+        filled[i][gap] = value
+    was_filled = ~finite & np.isfinite(filled)
+    return filled.reshape(series.shape), was_filled.reshape(series.shape)
 
 
 INDEX_NAMES = ("ndvi", "evi", "ndwi", "ndsi", "bsi")

@@ -2,8 +2,10 @@
 
 Layout (the contract other stages read):
 
-- ``reflectance`` (time, y, x, band) float32, gap-filled, chunked so that one chunk holds the whole
-  time axis of a spatial block (what per-pixel time-series models read), gzip-compressed;
+- ``reflectance`` (time, y, x, band) int16 = round(reflectance / 1e-4) (attributes ``scale_factor``
+  1e-4 and ``_FillValue`` -32768 for pixels never observed in the year), gap-filled, chunked so that
+  one chunk holds the whole time axis of a spatial block (what per-pixel time-series models read),
+  gzip level 1 + shuffle (level 1: the single writer must keep up with the Dask workers);
 - ``valid`` (time, y, x) uint8: 1 where the composite was observed, 0 where it was gap-filled;
 - ``dates`` (time,) ISO dates of the composite windows' centres;
 - ``observed_pixels`` / ``filled_pixels`` (time,) counts, ``sensors`` (time,) e.g. ``"S2+L8"``;
@@ -39,6 +41,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+SCALE = 1e-4
+FILL = -32768
+
+
+def to_int16(reflectance: np.ndarray) -> np.ndarray:
+    """Reflectance → the cube's scaled int16 (NaN → ``FILL``)."""
+    scaled = np.round(np.clip(reflectance / SCALE, -32767, 32767))
+    return np.where(np.isfinite(reflectance), scaled, FILL).astype(np.int16)
+
+
+def from_int16(stored: np.ndarray) -> np.ndarray:
+    """The cube's scaled int16 → float32 reflectance (``FILL`` → NaN)."""
+    return np.where(stored == FILL, np.nan, stored * np.float32(SCALE)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class CubeSpec:
     """What to build: the AOI grid, the year, the calendar, the bands and the block size."""
@@ -48,7 +65,7 @@ class CubeSpec:
     year: int
     calendar: Calendar = field(default_factory=Calendar)
     bands: tuple[str, ...] = CUBE_BANDS
-    block_size: int = 256
+    block_size: int = 128
 
 
 @dataclass
@@ -56,7 +73,7 @@ class BlockResult:
     """One block's composited, gap-filled time series and its bookkeeping."""
 
     block: Block
-    reflectance: np.ndarray  # (time, rows, cols, bands) float32
+    reflectance: np.ndarray  # (time, rows, cols, bands) int16, scaled by SCALE
     observed: np.ndarray  # (time, rows, cols) bool
     filled: np.ndarray  # (time,) pixels gap-filled per composite
     failed_scenes: dict[str, str]
@@ -94,7 +111,7 @@ def build_block(scenes: Sequence[SceneInput], spec: CubeSpec, block: Block) -> B
     observed = np.any(np.isfinite(comp), axis=-1)
     filled, was_filled = fill_gaps(comp)
     filled_pixels = np.any(was_filled, axis=-1).reshape(n, -1).sum(axis=1)
-    return BlockResult(block, np.nan_to_num(filled, nan=0.0), observed, filled_pixels, failed)
+    return BlockResult(block, to_int16(filled), observed, filled_pixels, failed)
 
 
 @dataclass(frozen=True)
@@ -181,8 +198,8 @@ def build_cube(
     try:
         with h5py.File(tmp, "w") as f:
             refl = f.create_dataset(
-                "reflectance", (n, rows, cols, nb), dtype="f4", chunks=chunk, compression="gzip",
-                compression_opts=4, shuffle=True,
+                "reflectance", (n, rows, cols, nb), dtype="i2", chunks=chunk, compression="gzip",
+                compression_opts=1, shuffle=True, fillvalue=FILL,
             )  # fmt: skip
             valid = f.create_dataset(
                 "valid", (n, rows, cols), dtype="u1", chunks=chunk[:3], compression="gzip"
@@ -196,6 +213,8 @@ def build_cube(
                 skipped.update(result.failed_scenes)
                 if progress:
                     progress(done, len(todo), time.monotonic() - t0)
+            refl.attrs["scale_factor"] = SCALE
+            refl.attrs["_FillValue"] = np.int16(FILL)
             f.create_dataset("dates", data=[d.isoformat().encode() for d in spec.calendar.centers(spec.year)])
             f.create_dataset("observed_pixels", data=observed_pixels)
             f.create_dataset("filled_pixels", data=filled_pixels)
@@ -264,11 +283,11 @@ class Cube:
             )
 
     def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-        """``(reflectance, valid)`` of a window, all dates."""
+        """``(reflectance, valid)`` of a window, all dates, reflectance as float32 (NaN: never observed)."""
         import h5py
 
         with h5py.File(self.path, "r") as f:
-            return f["reflectance"][:, rows, cols, :], f["valid"][:, rows, cols].astype(bool)
+            return from_int16(f["reflectance"][:, rows, cols, :]), f["valid"][:, rows, cols].astype(bool)
 
 
 def cube_path(data_dir: Path, aoi: str, year: int) -> Path:

@@ -9,6 +9,8 @@ way. Snow stays a surface (a class), not a mask.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +107,87 @@ class SceneInput:
         return "S2" if self.collection == "sentinel-2-l2a" else "L8"
 
 
+# Per-thread cache of open rasters and their EPSG codes: every block reads the same files again, and
+# a GDAL dataset handle must never be used by two threads at once.
+_LOCAL = threading.local()
+_MAX_OPEN = 512
+
+
+def _datasets() -> OrderedDict[str, tuple[Any, str | None]]:
+    if not hasattr(_LOCAL, "datasets"):
+        _LOCAL.datasets = OrderedDict()
+    return _LOCAL.datasets
+
+
+def _open(path: str) -> tuple[Any, str | None]:
+    """The open dataset of ``path`` and its EPSG code (None when it has none), least recently used out."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    cache = _datasets()
+    entry = cache.get(path)
+    if entry is None:
+        dataset = gdal.Open(path)
+        srs = dataset.GetSpatialRef()
+        epsg = (
+            srs.GetAuthorityCode(None) if srs is not None and srs.GetAuthorityName(None) == "EPSG" else None
+        )
+        entry = cache[path] = (dataset, epsg)
+        if len(cache) > _MAX_OPEN:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(path)
+    return entry
+
+
+def _read_aligned(
+    dataset: Any, epsg: str | None, grid: GridSpec, block: Block, resampling: str
+) -> np.ndarray | None:
+    """Reads a block without warping where the raster shares the grid's CRS and pixel lattice.
+
+    That is the common case (Sentinel-2 in the AOI's UTM zone, 10 m bands as they are, 20 m bands
+    upsampled 2x), and a windowed read is several times cheaper than a warp. Returns None when the
+    raster is not aligned, so the caller warps instead.
+    """
+    from osgeo import gdal
+
+    x0, res, rot1, y0, rot2, neg_res = dataset.GetGeoTransform()
+    if rot1 or rot2 or abs(res + neg_res) > 1e-9 or epsg != str(grid.epsg):
+        return None
+    factor = res / grid.resolution
+    r = round(factor)
+    xmin, _, _, ymax = block.bounds(grid)
+    fine_col, fine_row = (xmin - x0) / grid.resolution, (y0 - ymax) / grid.resolution
+    if r < 1 or abs(factor - r) > 1e-9 or abs(fine_col - round(fine_col)) > 1e-6:
+        return None
+    if abs(fine_row - round(fine_row)) > 1e-6:
+        return None
+    fc0, fr0 = round(fine_col), round(fine_row)
+    pad = 1 if r > 1 else 0  # a source pixel of context so bilinear edges match a warp
+    c0, c1 = max(fc0 // r - pad, 0), min(-(-(fc0 + block.cols) // r) + pad, dataset.RasterXSize)
+    r0, r1 = max(fr0 // r - pad, 0), min(-(-(fr0 + block.rows) // r) + pad, dataset.RasterYSize)
+    band = dataset.GetRasterBand(1)
+    out = np.zeros((block.rows, block.cols), dtype=gdal_array_type(band))
+    if c0 >= c1 or r0 >= r1:
+        return out
+    alg = gdal.GRIORA_Bilinear if resampling == "bilinear" else gdal.GRIORA_NearestNeighbour
+    data = band.ReadAsArray(c0, r0, c1 - c0, r1 - r0, buf_xsize=(c1 - c0) * r, buf_ysize=(r1 - r0) * r,
+                            resample_alg=alg)  # fmt: skip
+    j0, i0 = fc0 - c0 * r, fr0 - r0 * r  # block pixel (0, 0) in the read buffer
+    ks, ke = max(0, -j0), min(block.cols, data.shape[1] - j0)
+    rs, re = max(0, -i0), min(block.rows, data.shape[0] - i0)
+    if ks < ke and rs < re:
+        out[rs:re, ks:ke] = data[i0 + rs : i0 + re, j0 + ks : j0 + ke]
+    return out
+
+
+def gdal_array_type(band: Any) -> np.dtype[Any]:
+    """The numpy dtype of a GDAL band."""
+    from osgeo import gdal_array
+
+    return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
+
+
 def warp_band(path: str, grid: GridSpec, block: Block, resampling: str) -> np.ndarray:
     """Reads one band file onto a block of the AOI grid (any source CRS or resolution).
 
@@ -122,11 +205,14 @@ def warp_band(path: str, grid: GridSpec, block: Block, resampling: str) -> np.nd
     """
     from osgeo import gdal
 
-    gdal.UseExceptions()
     try:
+        dataset, epsg = _open(path)
+        aligned = _read_aligned(dataset, epsg, grid, block, resampling)
+        if aligned is not None:
+            return aligned
         warped = gdal.Warp(
             "",
-            path,
+            dataset,
             format="MEM",
             outputBounds=block.bounds(grid),
             width=block.cols,
@@ -138,6 +224,7 @@ def warp_band(path: str, grid: GridSpec, block: Block, resampling: str) -> np.nd
         )
         return np.asarray(warped.GetRasterBand(1).ReadAsArray())
     except RuntimeError as err:
+        _datasets().pop(path, None)
         raise SceneReadError(f"{path}: {err}") from err
 
 

@@ -15,6 +15,7 @@ Throughput is Mpixel·bands/s: scenes × reflectance bands × AOI pixels, over w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,13 +36,14 @@ METHODS = ("pipeline", "odc-stac", "gdalwarp")
 # --- inputs -----------------------------------------------------------------------------------
 def load_inputs(archive: Path) -> tuple[Any, list[Any], list[Any]]:
     """The AOI, the scenes as the pipeline reads them, and the pystac items (for odc-stac)."""
+    import datetime as dt
+
     import pystac
 
     from eo_tasks.aoi import AOIConfig
     from eo_tasks.preprocess import SceneInput
-    from eo_tasks.providers.stac import LocalArchiveProvider
     from eo_tasks.providers.base import SearchQuery
-    import datetime as dt
+    from eo_tasks.providers.stac import LocalArchiveProvider
 
     aoi = AOIConfig.load(archive / "aoi.yaml")
     query = SearchQuery(
@@ -74,7 +76,9 @@ def run_pipeline(archive: Path, out: Path, workers: int) -> dict[str, float]:
     from eo_tasks.datacube import CubeSpec, build_cube
 
     aoi, scenes, _ = load_inputs(archive)
-    spec = CubeSpec(aoi=aoi.name, grid=aoi.grid, year=aoi.first_year, calendar=Calendar(aoi.composites_per_year))
+    spec = CubeSpec(
+        aoi=aoi.name, grid=aoi.grid, year=aoi.first_year, calendar=Calendar(aoi.composites_per_year)
+    )
     t0 = time.monotonic()
     with dask_client(workers) as client:
         t1 = time.monotonic()
@@ -99,7 +103,9 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
     aoi, _, items = load_inputs(archive)
     calendar = Calendar(aoi.composites_per_year)
     xmin, ymin, xmax, ymax = aoi.grid.bounds
-    geobox = GeoBox.from_bbox((xmin, ymin, xmax, ymax), crs=f"EPSG:{aoi.grid.epsg}", resolution=aoi.grid.resolution)
+    geobox = GeoBox.from_bbox(
+        (xmin, ymin, xmax, ymax), crs=f"EPSG:{aoi.grid.epsg}", resolution=aoi.grid.resolution
+    )
     s2_items = [i for i in items if i.collection_id == "sentinel-2-l2a"]
     l8_items = [i for i in items if i.collection_id == "landsat-c2-l2"]
     chunks = {"x": 256, "y": 256}
@@ -138,7 +144,9 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
         both = both.assign_coords(window=("time", windows))
         medians = both.groupby("window").median("time").transpose("window", "y", "x", "band").compute()
         with h5py.File(out / "odc.h5", "w") as f:
-            f.create_dataset("reflectance", data=medians.values, chunks=True, compression="gzip", compression_opts=4)
+            f.create_dataset(
+                "reflectance", data=medians.values, chunks=True, compression="gzip", compression_opts=4
+            )
         t2 = time.monotonic()
     return {"seconds": t2 - t0, "seconds_without_cluster_start": t2 - t1}
 
@@ -182,10 +190,8 @@ def _tree_rss(pid: int) -> int:
         return 0
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -193,8 +199,10 @@ def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
     """Runs one method in a child process, sampling the memory of its process tree."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{method}-") as tmp:
         result_file = Path(tmp) / "result.json"
-        cmd = [sys.executable, str(HERE), "--child", method, "--archive", str(archive), "--workers", str(workers),
-               "--result", str(result_file), "--scratch", tmp]  # fmt: skip
+        cmd = [
+            sys.executable, str(HERE), "--child", method, "--archive", str(archive),
+            "--workers", str(workers), "--result", str(result_file), "--scratch", tmp,
+        ]  # fmt: skip
         child = subprocess.Popen(cmd)
         peak = 0
         stop = threading.Event()
@@ -218,7 +226,9 @@ def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=512, help="AOI width/height in 10 m pixels")
     parser.add_argument("--s2", type=int, default=24, help="Sentinel-2 scenes in the year")
     parser.add_argument("--l8", type=int, default=12, help="Landsat-8 scenes in the year")
@@ -247,7 +257,8 @@ def main() -> None:
             )  # fmt: skip
             t0 = time.monotonic()
             simulate(config, archive)
-            print(f"simulated {args.size}x{args.size} px, {args.s2} S2 + {args.l8} L8 in {time.monotonic() - t0:.1f}s")
+            seconds = time.monotonic() - t0
+            print(f"simulated {args.size}x{args.size} px, {args.s2} S2 + {args.l8} L8 in {seconds:.1f}s")
         aoi, scenes, _ = load_inputs(archive)
         units = work_units(scenes, aoi.grid.shape[0] * aoi.grid.shape[1])
         results: dict[str, Any] = {}

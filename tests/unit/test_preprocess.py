@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,39 @@ def test_blocks_tile_the_grid_exactly() -> None:
         covered[b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols] += 1
     assert (covered == 1).all()
     assert tiles[0].bounds(grid) == (0.0, 380.0, 320.0, 700.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_nan_median_matches_numpy(n: int) -> None:
+    from eo_tasks.composite import nan_median
+
+    rng = np.random.default_rng(n)
+    stack = rng.normal(size=(n, 50, 3)).astype(np.float32)
+    stack[rng.random(stack.shape) < 0.4] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        expected = np.nanmedian(stack, axis=0)
+    np.testing.assert_allclose(nan_median(stack), expected, rtol=1e-6, equal_nan=True)
+
+
+def test_aligned_read_equals_a_warp(tmp_path: Path) -> None:
+    from eo_tasks.preprocess import _open, _read_aligned
+
+    grid = GridSpec(epsg=32632, bounds=(600000.0, 5000000.0, 600640.0, 5000640.0), resolution=10.0)
+    rng = np.random.default_rng(0)
+    for res, name in ((10.0, "b10.tif"), (20.0, "b20.tif")):
+        size = int(800 / res)
+        array = rng.integers(1, 10000, size=(size, size)).astype(np.uint16)
+        path = tmp_path / name
+        _write_geotiff(
+            path, array, 32632, (599920.0, res, 0, 5000720.0, 0, -res)
+        )  # 80 m margin around the grid
+        for block in blocks(grid, 24):
+            for alg in ("near", "bilinear"):
+                fast = _read_aligned(*_open(str(path)), grid, block, alg)
+                assert fast is not None
+                warped = gdal.Warp(
+                    "", str(path), format="MEM", outputBounds=block.bounds(grid), width=block.cols,
+                    height=block.rows, dstSRS="EPSG:32632", resampleAlg=alg,
+                )  # fmt: skip
+                np.testing.assert_array_equal(fast, warped.ReadAsArray())
