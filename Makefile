@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh &&
 PY := .venv/bin/python
 
-.PHONY: setup services-up services-down services-status lint typecheck test test-unit demo clean
+.PHONY: setup services-up services-down services-status lint typecheck test test-unit demo bench clean
 
 setup:            ## Debian packages + orchestration and compute venvs (idempotent, wheels cached)
 	bash scripts/setup.sh all
@@ -30,8 +30,12 @@ test-unit:        ## the pure-function tests only, no services needed
 test: setup services-up lint typecheck   ## everything, against the real services
 	$(ENV) EO_REQUIRE_SERVICES=1 $(PY) -m pytest -v tests
 
-demo: setup services-up   ## until the demo scenario lands: the platform health DAG end to end
-	$(ENV) .venv/bin/airflow dags test platform_health
+demo: setup services-up   ## simulated AOI (aois/demo.yaml) through the DAGs that exist so far
+	$(ENV) bash scripts/demo.sh
+
+bench:            ## benchmarks against what a user would otherwise use (results in benchmarks/results/)
+	.venv/bin/python -m pip install -q -r requirements/bench.in -c requirements/orchestration.lock
+	$(ENV) .venv/bin/python benchmarks/preprocess/run.py --out benchmarks/results/preprocess.json
 
 clean: services-down
 	rm -rf .run
