@@ -1,0 +1,138 @@
+"""Datacube building on a tiny simulated archive: broken scenes are skipped, killed runs lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from eo_tasks.aoi import AOIConfig
+from eo_tasks.composite import Calendar
+from eo_tasks.datacube import Cube, CubeSpec, build_cube, from_int16, to_int16
+from eo_tasks.preprocess import SceneInput
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from eo_tasks.simulator import ScenarioConfig, simulate
+
+    root = tmp_path_factory.mktemp("cube") / "archive"
+    simulate(
+        ScenarioConfig.from_dict(
+            {"seed": 5, "width": 48, "height": 48, "years": [2022], "s2_per_year": 6, "l8_per_year": 2}
+        ),
+        root,
+    )
+    return root
+
+
+def _scenes(archive: Path) -> list[SceneInput]:
+    import datetime as dt
+
+    scenes = []
+    for item_path in sorted(archive.glob("*-*/*/*.json")):
+        item = json.loads(item_path.read_text())
+        files = {k: str(item_path.parent / Path(a["href"]).name) for k, a in item["assets"].items()}
+        when = dt.datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))
+        collection = item_path.parent.parent.name
+        scenes.append(SceneInput(item["id"], collection, when, files, item["properties"]))
+    return scenes
+
+
+def _spec(archive: Path) -> CubeSpec:
+    aoi = AOIConfig.load(archive / "aoi.yaml")
+    return CubeSpec(aoi=aoi.name, grid=aoi.grid, year=2022, calendar=Calendar(6), block_size=32)
+
+
+def test_int16_storage_round_trips() -> None:
+    values = np.array([np.nan, -0.2, 0.0, 0.12345, 1.5], dtype=np.float32)
+    back = from_int16(to_int16(values))
+    np.testing.assert_allclose(back, [np.nan, -0.2, 0.0, 0.1234, 1.5], atol=1e-4)
+
+
+def test_cube_layout(archive: Path, tmp_path: Path) -> None:
+    scenes = _scenes(archive)
+    report = build_cube(scenes, _spec(archive), tmp_path / "c.h5")
+    cube = Cube.open(tmp_path / "c.h5")
+    assert cube.shape == (6, 48, 48, 10)
+    assert len(cube.dates) == 6 and cube.epsg == 32632
+    assert report.scenes_used == len(scenes) and report.scenes_skipped == {}
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["reflectance"].chunks[0] == 6  # one chunk holds the full time axis of a block
+        assert f["reflectance"].dtype == np.int16 and f["reflectance"].attrs["scale_factor"] == pytest.approx(
+            1e-4
+        )
+        assert len(f["sensors"]) == 6 and set(json.loads(f.attrs["scenes"])) == {s.id for s in scenes}
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_scene_with_a_missing_or_corrupt_band_is_skipped_and_reported(
+    archive: Path, tmp_path: Path
+) -> None:
+    scenes = _scenes(archive)
+    s2 = [s for s in scenes if s.sensor == "S2"]
+    broken = tmp_path / "broken"
+    missing, corrupt = s2[0], s2[1]
+    corrupt_red = broken / "red.tif"
+    broken.mkdir()
+    data = Path(corrupt.files["red"]).read_bytes()
+    corrupt_red.write_bytes(data[: len(data) // 3])  # truncated mid-file
+    files_missing = {k: v for k, v in missing.files.items() if k != "swir16"}
+    files_corrupt = {**corrupt.files, "red": str(corrupt_red)}
+    scenes = [
+        SceneInput(
+            s.id, s.collection, s.datetime, files_missing if s is missing else files_corrupt, s.properties
+        )
+        if s in (missing, corrupt)
+        else s
+        for s in scenes
+    ]
+    report = build_cube(scenes, _spec(archive), tmp_path / "c.h5")
+    assert set(report.scenes_skipped) == {missing.id, corrupt.id}
+    assert "swir16" in report.scenes_skipped[missing.id]
+    assert "red" in report.scenes_skipped[corrupt.id]
+    assert report.scenes_used == len(scenes) - 2
+    cube = Cube.open(tmp_path / "c.h5")
+    assert json.loads(cube.attrs["skipped_scenes"]).keys() == {missing.id, corrupt.id}
+    assert missing.id not in json.loads(cube.attrs["scenes"])
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_cube_readable(archive: Path, tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    build_cube(_scenes(archive), _spec(archive), path)
+    before = Cube.open(path).read()[0]
+    child = textwrap.dedent(
+        f"""
+        import os, sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from tests.unit.test_datacube import _scenes, _spec
+        from eo_tasks.datacube import build_cube
+
+        def progress(done, total, seconds):
+            print("writing", flush=True)
+            time.sleep(60)  # killed here, halfway through the new cube
+
+        archive = Path({str(archive)!r})
+        build_cube(_scenes(archive), _spec(archive), Path({str(path)!r}), progress=progress)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = Cube.open(path).read()[0]
+    np.testing.assert_array_equal(before, after)
+    assert list(tmp_path.glob(".c.h5.tmp-*")), "the half-written cube stays under its temporary name"
