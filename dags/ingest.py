@@ -114,7 +114,7 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
         @task(outlets=[asset], trigger_rule="all_done")
         def announce(results: list[dict[str, Any]]) -> int:
             """Emits the AOI's scenes Asset if this run made scenes ready."""
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             fetched = [r for r in results if r and r["bytes"] > 0]
             counts = scene_catalog().counts(aoi.name)
