@@ -8,6 +8,7 @@ Every value that reaches a remote command line is shell-quoted.
 
 from __future__ import annotations
 
+import base64
 import enum
 import io
 import shlex
@@ -73,6 +74,47 @@ class RemoteShell(Protocol):
     def put_text(self, text: str, remote_path: str) -> None:
         """Writes ``text`` to ``remote_path`` atomically."""
         ...
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """How to reach the login node (built from the Airflow connection by the orchestrator).
+
+    Attributes:
+        host: Login node.
+        port: SSH port.
+        username: Account on the cluster.
+        key_file: Private key.
+        host_key: The login node's public key, ``"<type> <base64>"``; the connection is refused
+            when the server presents another one (no trust on first use).
+    """
+
+    host: str
+    port: int
+    username: str
+    key_file: str
+    host_key: str
+
+    def connect(self, timeout: float = 15.0) -> paramiko.SSHClient:
+        """Opens an SSH connection, verifying the host key."""
+        import paramiko
+
+        client = paramiko.SSHClient()
+        key_type, key_data = self.host_key.split()[:2]
+        key = paramiko.PKey.from_type_string(key_type, base64.b64decode(key_data))
+        name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        client.get_host_keys().add(name, key_type, key)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            client.connect(
+                self.host, port=self.port, username=self.username, key_filename=self.key_file,
+                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, look_for_keys=False,
+                allow_agent=False,
+            )  # fmt: skip
+        except (OSError, paramiko.SSHException) as err:
+            client.close()
+            raise HPCError(f"cannot reach the login node {self.host}:{self.port}: {err}") from err
+        return client
 
 
 class ParamikoShell:
@@ -206,6 +248,11 @@ class SlurmClient:
         if result.exit_status != 0:
             return {}
         return dict(field.split("=", 1) for field in result.stdout.split() if "=" in field)
+
+    def exit_code(self, job_id: str) -> int | None:
+        """The batch script's exit code once the job ended (None while unknown)."""
+        code = self.job_fields(job_id).get("ExitCode", "")
+        return int(code.split(":")[0]) if code[:1].isdigit() else None
 
     def state(self, job_id: str) -> JobState:
         """The job's current state, from scontrol, or sacct once scontrol has forgotten it."""
