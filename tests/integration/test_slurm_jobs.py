@@ -97,8 +97,8 @@ def test_killing_a_deferred_task_cancels_the_job(slurm: SlurmClient) -> None:
 def test_killing_a_running_task_cancels_the_job(slurm: SlurmClient, tmp_path: Path) -> None:
     (tmp_path / "sleep.sbatch.j2").write_text("#!/bin/bash\nsleep {{ seconds }}\n")
     op = SlurmJobOperator(
-        task_id="sleep", template="sleep.sbatch.j2", values={"seconds": 300}, job_name=f"kill-{uuid.uuid4().hex[:6]}",
-        templates_dir=str(tmp_path),
+        task_id="sleep", template="sleep.sbatch.j2", values={"seconds": 300},
+        job_name=f"kill-{uuid.uuid4().hex[:6]}", templates_dir=str(tmp_path),
     )  # fmt: skip
     with pytest.raises(TaskDeferred):
         op.execute({})
