@@ -1,0 +1,126 @@
+"""Label-sequence analysis on hand-made sequences with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eo_tasks.changes import (
+    NO_CHANGE,
+    ChangeParams,
+    analyse_sequences,
+    drop_small_regions,
+    embed_changes,
+    median_filter,
+    step_response,
+)
+from eo_tasks.errors import ConfigError
+
+GRASS, CROP, TREE, BARE, SNOW, WATER = 3, 2, 4, 6, 7, 8
+STEPS = 72  # three years of 24 composites
+PARAMS = ChangeParams()  # w = 15 (half = 8), p = 5, ath = 100
+
+
+def _sequence(base: int, spans: list[tuple[int, int, int]]) -> np.ndarray:
+    seq = np.full(STEPS, base)
+    for start, stop, label in spans:
+        seq[start:stop] = label
+    return seq
+
+
+def _analyse(*sequences: np.ndarray, initial: list[int]) -> object:
+    return analyse_sequences(np.stack(sequences, axis=1), np.array(initial), PARAMS)
+
+
+def test_a_permanent_change_late_in_a_year_is_found_and_dated() -> None:
+    # Forest cleared at step 44 (late in the second year: steps 24..47), bare ever after.
+    result = _analyse(_sequence(TREE, [(44, STEPS, BARE)]), initial=[TREE])
+    assert result.changed.tolist() == [True]
+    assert abs(int(result.step[0]) - 44) <= 1
+    assert int(result.date_step[0]) == int(result.step[0]) - PARAMS.half
+    assert (int(result.from_class[0]), int(result.to_class[0])) == (TREE, BARE)
+
+
+def test_noise_around_a_permanent_change_does_not_hide_it() -> None:
+    seq = _sequence(TREE, [(30, STEPS, WATER)])
+    seq[[10, 40, 41, 60]] = [GRASS, TREE, CROP, TREE]  # isolated misclassifications
+    result = _analyse(seq, initial=[TREE])
+    assert result.changed.tolist() == [True] and abs(int(result.step[0]) - 30) <= 1
+
+
+def test_seasonal_snow_is_not_a_change() -> None:
+    # The last winter lasts to the end of the series and longer than half a window: only the
+    # "returns to its initial label more than once" rule tells it from a change to snow.
+    winters = [(0, 5, SNOW), (20, 30, SNOW), (44, 54, SNOW), (62, STEPS, SNOW)]
+    result = _analyse(_sequence(GRASS, winters), initial=[GRASS])
+    assert result.changed.tolist() == [False]
+    assert result.step.tolist() == [NO_CHANGE]
+
+
+def test_crop_cycles_are_not_a_change() -> None:
+    harvests = [(8, 16, BARE), (32, 40, BARE), (56, STEPS, BARE)]  # the series ends after a harvest
+    result = _analyse(_sequence(CROP, harvests), initial=[CROP])
+    assert result.changed.tolist() == [False]
+
+
+def test_a_flicker_shorter_than_half_a_window_is_not_a_change() -> None:
+    result = _analyse(_sequence(GRASS, [(30, 30 + PARAMS.half - 2, WATER)]), initial=[GRASS])
+    assert result.changed.tolist() == [False]
+
+
+def test_a_change_at_the_start_of_the_series_is_dropped() -> None:
+    from_start = _sequence(BARE, [])  # the initial map disagrees with everything that follows
+    almost = _sequence(TREE, [(3, STEPS, BARE)])
+    result = _analyse(from_start, almost, initial=[TREE, TREE])
+    assert result.changed.tolist() == [False, False]
+
+
+def test_a_change_that_does_not_last_to_the_end_is_not_permanent() -> None:
+    flood = _sequence(CROP, [(30, 45, WATER)])  # 15 steps under water, then fields again
+    result = _analyse(flood, initial=[CROP])
+    assert result.changed.tolist() == [False]
+
+
+def test_many_pixels_at_once_match_one_at_a_time() -> None:
+    rng = np.random.default_rng(0)
+    sequences = [_sequence(TREE, [(int(s), STEPS, BARE)]) for s in rng.integers(10, 60, size=20)]
+    together = _analyse(*sequences, initial=[TREE] * 20)
+    for i, seq in enumerate(sequences):
+        alone = _analyse(seq, initial=[TREE])
+        assert together.step[i] == alone.step[0] and together.changed[i] == alone.changed[0]
+
+
+def test_regions_below_ath_are_dropped_and_at_ath_kept() -> None:
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[2:11, 2:13] = True  # 9 x 11 = 99 pixels
+    mask[20:30, 20:30] = True  # 100 pixels
+    kept = drop_small_regions(mask, ath=100)
+    assert kept[2:11, 2:13].sum() == 0
+    assert kept[20:30, 20:30].all() and kept.sum() == 100
+    diagonal = np.eye(100, dtype=bool)  # 8-connected: one region of 100
+    assert drop_small_regions(diagonal, ath=100).sum() == 100
+
+
+def test_changes_are_embedded_from_their_date_on() -> None:
+    result = _analyse(_sequence(TREE, [(44, STEPS, BARE)]), _sequence(GRASS, []), initial=[TREE, GRASS])
+    kept = result.changed.copy()
+    date = int(result.date_step[0])
+    assert embed_changes(np.array([TREE, GRASS]), result, kept, last_step=date - 1).tolist() == [TREE, GRASS]
+    assert embed_changes(np.array([TREE, GRASS]), result, kept, last_step=date).tolist() == [BARE, GRASS]
+    assert embed_changes(np.array([TREE, GRASS]), result, ~kept, last_step=STEPS).tolist() == [TREE, GRASS]
+
+
+def test_median_filter_and_step_response() -> None:
+    seq = np.array([1, 1, 9, 1, 1, 2, 2, 2, 2, 2])[:, None]
+    assert median_filter(seq, 3)[:, 0].tolist() == [1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+    response = step_response(np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=bool)[:, None], 2)[:, 0]
+    assert int(np.argmax(response)) == 4 and response.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"window": 1}, "window"), ({"median": 4}, "median"), ({"ath": 0}, "ath"), ({"size": 3}, "unknown")],
+)
+def test_invalid_parameters(data: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ChangeParams.from_dict(data)
