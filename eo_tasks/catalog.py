@@ -294,3 +294,31 @@ class SceneCatalog:
                 "UPDATE scene SET state = 'used', updated_at = now() WHERE id = ANY(%s) AND state = 'ready'",
                 (list(scenes),),
             )
+
+    def record_model(
+        self, model_id: str, aoi: str, path: str, card: dict[str, Any], slurm_job_id: str | None
+    ) -> None:
+        """Registers a trained model and its card (re-registering the same id replaces it)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO model
+                    (id, aoi, backend, architecture, path, training_set, slurm_job_id, accuracy, card)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET path = EXCLUDED.path, card = EXCLUDED.card,
+                    accuracy = EXCLUDED.accuracy, slurm_job_id = EXCLUDED.slurm_job_id
+                """,
+                (
+                    model_id, aoi, card.get("backend", "unknown"), card.get("architecture", "unknown"), path,
+                    card.get("training_set", {}).get("path") if isinstance(card.get("training_set"), dict)
+                    else card.get("training_set"),
+                    slurm_job_id, card.get("metrics", {}).get("overall_accuracy"), json.dumps(card),
+                ),
+            )  # fmt: skip
+
+    def latest_model(self, aoi: str) -> tuple[str, str] | None:
+        """``(id, path)`` of the AOI's newest model, if any."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT id, path FROM model WHERE aoi = %s ORDER BY created_at DESC LIMIT 1", (aoi,))
+            row = cur.fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from eo_tasks.catalog import SceneCatalog, migrate
+from eo_tasks.catalog import MIGRATIONS_DIR, SceneCatalog, migrate
 from eo_tasks.errors import CatalogError
 from eo_tasks.scenes import AssetRef, SceneRecord
 
@@ -45,7 +45,9 @@ def test_migrations_apply_once(catalog: SceneCatalog) -> None:
     assert migrate(catalog.conn) == []
     with catalog.conn.cursor() as cur:
         cur.execute("SELECT version FROM schema_migration")
-        assert [r[0] for r in cur.fetchall()] == ["0001_scene_catalog", "0002_datacube"]
+        applied = sorted(r[0] for r in cur.fetchall())
+        assert applied == sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql"))
+        assert applied[:2] == ["0001_scene_catalog", "0002_datacube"]
         cur.execute("SELECT GeometryType(footprint) FROM scene LIMIT 0")
 
 
@@ -102,3 +104,14 @@ def test_latest_datetime_per_aoi_and_provider(catalog: SceneCatalog) -> None:
     catalog.upsert_discovered("trentino", [_scene(1), _scene(4)])
     assert catalog.latest_datetime("trentino", "local") == dt.datetime(2021, 6, 4, 10, 20, tzinfo=dt.UTC)
     assert catalog.latest_datetime("trentino", "earth-search") is None
+
+
+def test_models_are_registered_with_their_card(catalog: SceneCatalog) -> None:
+    assert catalog.latest_model("trentino") is None
+    card = {"backend": "pytorch", "architecture": "lstm", "metrics": {"overall_accuracy": 0.91}}
+    catalog.record_model("trentino_pytorch_lstm_1", "trentino", "/models/1", card, "17")
+    catalog.record_model("trentino_pytorch_lstm_1", "trentino", "/models/1b", card, "18")  # re-registered
+    assert catalog.latest_model("trentino") == ("trentino_pytorch_lstm_1", "/models/1b")
+    with catalog.conn.cursor() as cur:
+        cur.execute("SELECT backend, architecture, accuracy, slurm_job_id, card ->> 'backend' FROM model")
+        assert cur.fetchall() == [("pytorch", "lstm", pytest.approx(0.91), "18", "pytorch")]
