@@ -22,6 +22,11 @@ def cube_asset(aoi_name: str) -> Asset:
     return Asset(name=f"cubes_{aoi_name}", uri=f"eo://cubes/{aoi_name}", group="eo-cubes")
 
 
+def trainset_asset(aoi_name: str) -> Asset:
+    """Announces a new multi-year training set of an AOI (training sets → model training)."""
+    return Asset(name=f"trainset_{aoi_name}", uri=f"eo://trainset/{aoi_name}", group="eo-trainsets")
+
+
 def store_connection() -> Any:
     """A psycopg2 connection to the PostGIS store from the ``eo_postgis`` Airflow connection.
 
