@@ -1,0 +1,98 @@
+"""Yearly maps and change polygons in the real PostGIS: replaced per year, reviews kept, COGs valid."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg2
+import pytest
+from osgeo import gdal
+
+from eo_tasks.aoi import GridSpec
+from eo_tasks.catalog import migrate
+from eo_tasks.classes import CLASS_BY_NAME
+from eo_tasks.store import change_regions, class_areas, replace_year, write_class_cog
+
+GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), resolution=10.0)  # 64 x 64
+TREE, BARE = CLASS_BY_NAME["tree_cover"].code, CLASS_BY_NAME["bare"].code
+
+
+@pytest.fixture
+def conn(pg_schema: dict[str, Any]) -> Iterator[Any]:
+    connection = psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})
+    migrate(connection)
+    yield connection
+    connection.close()
+
+
+def _changes() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    kept = np.zeros(GRID.shape, dtype=bool)
+    kept[5:15, 5:15] = True  # 100 px
+    kept[40:45, 40:60] = True  # 100 px
+    before = np.full(GRID.shape, TREE, dtype=np.uint8)
+    after = np.where(kept, BARE, TREE).astype(np.uint8)
+    dates = np.full(GRID.shape, (dt.date(2022, 11, 3) - dt.date(1970, 1, 1)).days)
+    return kept, before, after, dates
+
+
+def test_cog_has_colours_overviews_and_georeferencing(tmp_path: Path) -> None:
+    classes = np.random.default_rng(0).integers(1, 10, size=(600, 600)).astype(np.uint8)
+    grid = GridSpec(epsg=32632, bounds=(600000.0, 5094000.0, 606000.0, 5100000.0), resolution=10.0)
+    path = write_class_cog(tmp_path / "map.tif", classes, grid)
+    ds = gdal.Open(str(path))
+    assert ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    band = ds.GetRasterBand(1)
+    assert band.GetOverviewCount() >= 1
+    assert band.GetRasterColorTable().GetColorEntry(TREE)[:3] == (0, 100, 0)
+    assert ds.GetGeoTransform() == grid.geotransform
+    np.testing.assert_array_equal(band.ReadAsArray(), classes)
+
+
+def test_change_regions_are_polygonized_with_their_attributes() -> None:
+    kept, before, after, dates = _changes()
+    regions = change_regions(kept, before, after, dates, GRID)
+    assert len(regions) == 2
+    assert sorted(r.area_m2 for r in regions) == [10000.0, 10000.0]
+    assert {(r.from_class, r.to_class, r.change_date) for r in regions} == {
+        (TREE, BARE, dt.date(2022, 11, 3))
+    }
+    assert all(r.wkt.startswith("MULTIPOLYGON") for r in regions)
+
+
+def test_a_rerun_replaces_the_year_and_keeps_reviews(conn: Any) -> None:
+    kept, before, after, dates = _changes()
+    regions = change_regions(kept, before, after, dates, GRID)
+    areas = class_areas(after, GRID.resolution)
+    assert replace_year(conn, "alps", 2022, "/maps/2022.tif", None, areas, GRID, regions) == 2
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE lc_change SET status = 'approved', reviewed_by = 'ana', reviewed_at = now() "
+                    "WHERE id = (SELECT min(id) FROM lc_change)")  # fmt: skip
+    replace_year(conn, "alps", 2022, "/maps/2022b.tif", None, areas, GRID, regions)  # a re-run
+    replace_year(conn, "alps", 2021, "/maps/2021.tif", None, areas, GRID, [])
+    with conn.cursor() as cur:
+        cur.execute("SELECT year, cog_path FROM lc_map ORDER BY year")
+        assert cur.fetchall() == [(2021, "/maps/2021.tif"), (2022, "/maps/2022b.tif")]
+        cur.execute(
+            "SELECT status, reviewed_by, round(ST_Area(geom::geography)) FROM lc_change ORDER BY status"
+        )
+        rows = cur.fetchall()
+    assert [r[:2] for r in rows] == [("approved", "ana"), ("pending", None)]
+    assert all(abs(float(r[2]) - 10000) < 100 for r in rows)  # 10 000 m2 each, measured on the ellipsoid
+
+
+def test_a_failed_write_leaves_the_previous_year_untouched(conn: Any) -> None:
+    kept, before, after, dates = _changes()
+    regions = change_regions(kept, before, after, dates, GRID)
+    replace_year(conn, "alps", 2022, "/maps/2022.tif", None, {}, GRID, regions)
+    bad = [*regions[:1], regions[1].__class__("NOT WKT", TREE, BARE, dt.date(2022, 1, 1), 1.0)]
+    with pytest.raises(psycopg2.Error):
+        replace_year(conn, "alps", 2022, "/maps/broken.tif", None, {}, GRID, bad)
+    with conn.cursor() as cur:
+        cur.execute("SELECT cog_path FROM lc_map")
+        assert cur.fetchall() == [("/maps/2022.tif",)]
+        cur.execute("SELECT count(*) FROM lc_change")
+        assert cur.fetchone() == (2,)
