@@ -8,6 +8,7 @@ DAG ends by announcing the set through the ``trainset_<aoi>`` Asset.
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,9 @@ def build_training_dag(aoi: AOIConfig) -> None:
             params = params or {}
             TrainsetConfig.from_dict(params.get("trainset"))
             config = AOIConfig.load(aoi.source_file)
-            conn = store_connection()
-            migrate(conn)
-            cubes = registered_cubes(conn, aoi.name)
+            with closing(store_connection()) as conn:
+                migrate(conn)
+                cubes = registered_cubes(conn, aoi.name)
             wanted = set(params.get("years") or cubes)
             last = config.last_year or 9999
             years = [y for y in sorted(cubes) if y in wanted and config.first_year <= y <= last]
@@ -111,7 +112,8 @@ def build_training_dag(aoi: AOIConfig) -> None:
             from eo_tasks.trainset.registry import registered_cubes
 
             config = AOIConfig.load(aoi.source_file)
-            cube = registered_cubes(store_connection(), aoi.name)[year]
+            with closing(store_connection()) as conn:
+                cube = registered_cubes(conn, aoi.name)[year]
             settings = TrainsetConfig.from_dict((params or {}).get("trainset"))
             result = build_annual(config, Path(cube), TrainingPaths.for_aoi(data_dir(), aoi.name), settings)
             return result.report
@@ -130,7 +132,8 @@ def build_training_dag(aoi: AOIConfig) -> None:
             by_year = {int(r["year"]): r for r in annual_reports}
             cubes = {year: Path(r["cube"]) for year, r in by_year.items()}
             report = build_multiyear(config, cubes, TrainingPaths.for_aoi(data_dir(), aoi.name), settings)
-            row_id = record_training_set(store_connection(), report, by_year)
+            with closing(store_connection()) as conn:
+                row_id = record_training_set(conn, report, by_year)
             log.info("%s: training set %s registered as training_set.id=%d", aoi.name, report["path"], row_id)
             return {
                 "id": row_id,

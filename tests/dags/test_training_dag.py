@@ -1,0 +1,187 @@
+"""End to end through Airflow: simulated archive → cubes registered in PostGIS → training DAG → training set.
+
+The cubes are built directly (``build_cube``) and registered through the scene catalog, as the
+preprocess DAG would; the training DAG then runs with ``dag.test()`` against the real PostGIS in a
+private schema, and its outputs are checked against the simulator's truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import psycopg2
+import pytest
+import yaml
+from airflow.dag_processing.dagbag import DagBag
+from airflow.utils.state import DagRunState, TaskInstanceState
+from osgeo import gdal
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+YEARS = (2021, 2022)
+COMPOSITES = 12
+SMALL = {
+    "samples_per_year": 1500, "min_per_class": 20, "max_per_class": 400, "split_block_px": 16,
+    "forest_trees": 20, "block_px": 32, "min_cluster_pixels": 20,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64 x 64 simulated archive of two years and one cube per year (12 composites)."""
+    from eo_tasks.aoi import AOIConfig
+    from eo_tasks.composite import Calendar
+    from eo_tasks.datacube import CubeSpec, build_cube
+    from eo_tasks.preprocess import SceneInput
+    from eo_tasks.providers.base import SearchQuery
+    from eo_tasks.providers.stac import LocalArchiveProvider
+    from eo_tasks.simulator import ScenarioConfig, simulate
+
+    root = tmp_path_factory.mktemp("sim") / "archive"
+    config = ScenarioConfig.from_dict(
+        {"seed": 5, "width": 64, "height": 64, "years": list(YEARS), "s2_per_year": 8, "l8_per_year": 2}
+    )
+    simulate(config, root)
+    aoi = AOIConfig.load(root / "aoi.yaml")
+    provider = LocalArchiveProvider(str(root / "catalog.json"))
+    for year in YEARS:
+        query = SearchQuery(
+            bbox=aoi.grid.footprint_wgs84(),
+            start=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
+            end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
+            collections=("sentinel-2-l2a", "landsat-c2-l2"),
+        )
+        scenes = [
+            SceneInput(r.id, r.collection, r.datetime, {a.band: a.href for a in r.assets}, dict(r.properties))
+            for r in provider.search(query)
+        ]
+        spec = CubeSpec(aoi="trainsim", grid=aoi.grid, year=year, calendar=Calendar(COMPOSITES))
+        build_cube(scenes, spec, root / "cubes" / f"trainsim_{year}.h5")
+    return root
+
+
+@pytest.fixture
+def platform_env(
+    archive: Path, pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """A private AOI folder, data folder and PostGIS schema, with both cubes registered."""
+    from eo_tasks.catalog import SceneCatalog, migrate
+
+    aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
+    aoi["name"] = "trainsim"
+    aoi["composites_per_year"] = COMPOSITES
+    aoi["reference"]["path"] = str(tmp_path / "worldcover.tif")
+    shutil.copy(archive / "reference" / "worldcover.tif", tmp_path / "worldcover.tif")
+    aoi_dir = tmp_path / "aois"
+    aoi_dir.mkdir()
+    (aoi_dir / "trainsim.yaml").write_text(yaml.safe_dump(aoi))
+    conn_args = {k: v for k, v in pg_schema.items() if k != "schema"}
+    conn = psycopg2.connect(**conn_args)
+    try:
+        migrate(conn)
+        catalog = SceneCatalog(conn)
+        for year in YEARS:
+            path = archive / "cubes" / f"trainsim_{year}.h5"
+            catalog.record_datacube("trainsim", year, str(path), f"fp{year}", [], {}, COMPOSITES)
+    finally:
+        conn.close()
+    airflow_conn = {
+        "conn_type": "postgres", "host": pg_schema["host"], "port": pg_schema["port"],
+        "login": pg_schema["user"], "password": pg_schema["password"], "schema": pg_schema["dbname"],
+        "extra": {"options": pg_schema["options"]},
+    }  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(airflow_conn))
+    monkeypatch.setenv("EO_AOI_DIR", str(aoi_dir))
+    monkeypatch.setenv("EO_DATA_DIR", str(tmp_path / "data"))
+    yield {**pg_schema, "reference": tmp_path / "worldcover.tif", "training": tmp_path / "data" / "training"}
+
+
+def _training_dag() -> Any:
+    bag = DagBag(dag_folder=str(REPO / "dags" / "training.py"))
+    assert bag.import_errors == {}
+    return bag.dags["training_trainsim"]
+
+
+def _states(run: Any) -> dict[str, list[Any]]:
+    states: dict[str, list[Any]] = {}
+    for ti in run.get_task_instances():
+        states.setdefault(ti.task_id, []).append(ti.state)
+    return states
+
+
+def _query(pg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    args = {k: v for k, v in pg.items() if k in ("host", "port", "user", "password", "dbname", "options")}
+    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_training_dag_builds_and_registers_the_multi_year_training_set(
+    platform_env: dict[str, Any], archive: Path
+) -> None:
+    run = _training_dag().test(run_conf={"trainset": SMALL})
+
+    assert run.state == DagRunState.SUCCESS, _states(run)
+    states = _states(run)
+    assert states["annual"] == [TaskInstanceState.SUCCESS] * 2
+    assert states["announce"] == [TaskInstanceState.SUCCESS]
+
+    ((row_id, path, sha256, years, n_samples, report),) = _query(
+        platform_env, "SELECT id, path, sha256, years, n_samples, report FROM training_set"
+    )
+    assert years == list(YEARS) and len(sha256) == 64
+    training = platform_env["training"] / "trainsim"
+    assert Path(path) == training / "trainset.h5"
+    with h5py.File(path, "r") as f:
+        assert f["features"].shape == (n_samples, COMPOSITES, 15)
+        assert sorted(set(f["year"][:].tolist())) == list(YEARS)
+        assert f["norm_mean"].shape == f["norm_std"].shape == (15,)
+        assert json.loads(f.attrs["source_cubes"])["2022"]["path"].endswith("trainsim_2022.h5")
+        rows, cols, labels, year = f["row"][:], f["col"][:], f["labels"][:], f["year"][:]
+    # The multi-year set's labels are right more often than the reference map's.
+    reference = gdal.Open(str(training / "reference.tif")).ReadAsArray()
+    for y in YEARS:
+        truth = gdal.Open(str(archive / "truth" / f"landcover_{y}.tif")).ReadAsArray()
+        of_year = year == y
+        label_accuracy = (labels[of_year] == truth[rows[of_year], cols[of_year]]).mean()
+        reference_accuracy = (reference == truth)[reference > 0].mean()
+        assert label_accuracy > reference_accuracy + 0.03
+    for y in YEARS:
+        annual = report["annual"][str(y)]
+        assert annual["forest"]["test"]["overall_accuracy"] > 0.5  # 8 scenes, 20 trees: plumbing, not skill
+        assert (training / f"rf_map_{y}.tif").exists() and (training / f"rf_map_{y}.png").exists()
+        assert (training / f"annual_{y}.h5").exists()
+    assert json.loads((training / "report.json").read_text())["multiyear"]["sha256"] == sha256
+    assert row_id >= 1
+
+
+def test_a_reference_code_missing_from_the_legend_fails_the_run_before_any_year(
+    platform_env: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    reference = gdal.Open(str(platform_env["reference"]), gdal.GA_Update)
+    band = reference.GetRasterBand(1)
+    codes = band.ReadAsArray()
+    codes[10:12, 10:12] = 33  # not a WorldCover code
+    band.WriteArray(codes)
+    band = reference = None
+
+    dag = _training_dag()
+    for task in dag.tasks:
+        task.retries = 0  # the DAG retries after 2 minutes; a bad legend fails the same way again
+    run = dag.test(run_conf={"trainset": SMALL})
+
+    assert run.state == DagRunState.FAILED
+    task_log = "".join(capfd.readouterr())
+    assert f"reference map {platform_env['reference']}: legend 'worldcover' has no entry" in task_log
+    states = _states(run)
+    assert states["reference"] == [TaskInstanceState.FAILED]
+    assert TaskInstanceState.SUCCESS not in states.get("annual", [])
+    assert _query(platform_env, "SELECT count(*) FROM training_set") == [(0,)]
