@@ -15,7 +15,7 @@ from osgeo import gdal, osr
 
 from eo_tasks.aoi import AOIConfig, GridSpec
 from eo_tasks.classes import CLASS_BY_NAME, CLASSES
-from eo_tasks.datacube import Cube
+from eo_tasks.datacube import FILL, SCALE, Cube, to_int16
 from eo_tasks.errors import ConfigError
 from eo_tasks.preprocess import CUBE_BANDS
 from eo_tasks.trainset import (
@@ -272,7 +272,8 @@ def _write_cube(path: Path, truth: np.ndarray, year: int, unobserved: np.ndarray
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32632)
     with h5py.File(path, "w") as f:
-        f.create_dataset("reflectance", data=reflectance.astype(np.float32), chunks=(T, 16, 16, 10))
+        stored = f.create_dataset("reflectance", data=to_int16(reflectance), chunks=(T, 16, 16, 10))
+        stored.attrs.update(scale_factor=SCALE, _FillValue=np.int16(FILL))
         f.create_dataset("valid", data=valid, chunks=(T, 16, 16))
         f.create_dataset("dates", data=[d.isoformat().encode() for d in dates])
         f.attrs.update(
