@@ -20,6 +20,9 @@ class TrainsetConfig:
 
     Attributes:
         clusters: k of the per-class k-means; the largest of the k clusters is kept.
+        keep_cluster_share: Besides the dominant cluster, keep every cluster holding at least this
+            share of its class (for classes with several genuine sub-types: deciduous and
+            evergreen forest); 1.0 keeps the dominant cluster alone, as the published method does.
         cluster_fit_pixels: At most this many pixels per class fit the k-means (the rest are only
             assigned to the fitted clusters), which bounds its cost on large AOIs.
         min_cluster_pixels: Classes with fewer candidate pixels than this (or than ``clusters``)
@@ -40,6 +43,7 @@ class TrainsetConfig:
     """
 
     clusters: int = 3
+    keep_cluster_share: float = 1.0
     cluster_fit_pixels: int = 20_000
     min_cluster_pixels: int = 50
     samples_per_year: int = 20_000
@@ -81,6 +85,10 @@ class TrainsetConfig:
             raise ConfigError(
                 f"trainset.split_buffer_px: {self.split_buffer_px} leaves nothing of a "
                 f"{self.split_block_px}-pixel block"
+            )
+        if not 0 < self.keep_cluster_share <= 1:
+            raise ConfigError(
+                f"trainset.keep_cluster_share: must be in (0, 1], got {self.keep_cluster_share}"
             )
         if not 0 <= self.min_observed_fraction <= 1:
             raise ConfigError(

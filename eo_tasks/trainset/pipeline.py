@@ -208,14 +208,16 @@ def _fit_class_clusters(
             )  # fmt: skip
         else:
             features = index_series(reflectance[part][usable], cube.band_names)
-            models[code] = fit_dominant_cluster(features, config.clusters, config.seed)
+            models[code] = fit_dominant_cluster(
+                features, config.clusters, config.seed, config.keep_cluster_share
+            )
     return models
 
 
 def cluster_filter(
     cube: Cube, reference: np.ndarray, config: TrainsetConfig, context: str
 ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
-    """Keeps, per class, the reference pixels in the dominant k-means cluster of the year's indices.
+    """Keeps, per class, the reference pixels in the dominant k-means cluster(s) of the year's indices.
 
     The k-means of each class is fitted on at most ``config.cluster_fit_pixels`` of its pixels
     (one read of the cube for all classes), then every candidate pixel is assigned to its class's
@@ -233,7 +235,8 @@ def cluster_filter(
     Returns:
         The filter grid (``FILTER_*`` codes, uint8) and per class name: ``reference_pixels``,
         ``candidates`` (observed often enough), ``kept``, ``rejected``, ``rejected_share``,
-        ``clustered`` and ``cluster_sizes`` (pixels per cluster in the fitted sample).
+        ``clustered``, ``cluster_sizes`` (pixels per cluster in the fitted sample) and
+        ``kept_clusters``.
     """
     present = _class_pixels(reference)
     models = _fit_class_clusters(cube, reference, present, config, context)
@@ -263,6 +266,7 @@ def cluster_filter(
             "rejected_share": round(rejected / max(kept + rejected, 1), 4),
             "clustered": code in models,
             "cluster_sizes": list(models[code].sizes) if code in models else [],
+            "kept_clusters": list(models[code].kept) if code in models else [],
         }
         log.info("%s: cluster filter %s: %s", context, class_name(code), stats[class_name(code)])
     return filter_grid, stats

@@ -39,20 +39,22 @@ def class_name(code: int) -> str:
 
 @dataclass(frozen=True)
 class DominantCluster:
-    """A class's k-means clusters and which of them is the dominant (largest) one.
+    """A class's k-means clusters and which of them are kept: the dominant (largest) one, at least.
 
     Attributes:
         model: The fitted ``sklearn.cluster.KMeans``.
         dominant: Index of the largest cluster.
+        kept: Indices of the kept clusters (the dominant one first).
         sizes: Pixels per cluster in the data the model was fitted on.
     """
 
     model: Any
     dominant: int
+    kept: tuple[int, ...]
     sizes: tuple[int, ...]
 
     def keeps(self, features: np.ndarray) -> np.ndarray:
-        """True for the pixels that fall into the dominant cluster.
+        """True for the pixels that fall into a kept cluster.
 
         Args:
             features: ``(pixels, features)`` in the space the model was fitted in.
@@ -62,25 +64,31 @@ class DominantCluster:
         """
         if len(features) == 0:
             return np.zeros(0, dtype=bool)
-        return np.asarray(self.model.predict(features) == self.dominant)
+        return np.isin(self.model.predict(features), self.kept)
 
 
-def fit_dominant_cluster(features: np.ndarray, k: int, seed: int) -> DominantCluster:
-    """Clusters one class's pixels with k-means and picks the largest cluster.
+def fit_dominant_cluster(features: np.ndarray, k: int, seed: int, keep_share: float = 1.0) -> DominantCluster:
+    """Clusters one class's pixels with k-means and keeps the largest cluster.
 
     Args:
         features: ``(pixels, features)``, at least ``k`` pixels.
         k: Number of clusters.
         seed: Seeds the k-means initialization.
+        keep_share: Other clusters holding at least this share of the pixels are kept too; 1.0
+            keeps the dominant cluster alone (the published method).
 
     Returns:
-        The clusters and the dominant one.
+        The clusters and the kept ones.
     """
     from sklearn.cluster import KMeans
 
     model = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(features)
     sizes = np.bincount(model.labels_, minlength=k)
-    return DominantCluster(model=model, dominant=int(sizes.argmax()), sizes=tuple(int(s) for s in sizes))
+    order = np.argsort(-sizes, kind="stable")
+    kept = [int(order[0])] + [int(c) for c in order[1:] if sizes[c] >= keep_share * len(features)]
+    return DominantCluster(
+        model=model, dominant=int(order[0]), kept=tuple(kept), sizes=tuple(int(s) for s in sizes)
+    )
 
 
 def class_quotas(

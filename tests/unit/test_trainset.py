@@ -67,6 +67,20 @@ def test_dominant_cluster_with_more_clusters_than_modes_still_rejects_the_minori
     assert keeps[:500].mean() > 0.3  # the majority mode is split in two; its larger half is kept
 
 
+def test_keep_share_keeps_a_genuine_sub_type_and_still_drops_the_minority() -> None:
+    rng = np.random.default_rng(2)
+    evergreen = rng.normal(0.6, 0.02, size=(500, 6))
+    deciduous = rng.normal(0.2, 0.02, size=(300, 6))  # a second, genuine mode of the class
+    mislabel = rng.normal(-0.5, 0.02, size=(50, 6))
+    features = np.vstack([evergreen, deciduous, mislabel]).astype(np.float32)
+
+    only_dominant = fit_dominant_cluster(features, k=3, seed=0).keeps(features)
+    with_sub_types = fit_dominant_cluster(features, k=3, seed=0, keep_share=0.2).keeps(features)
+
+    assert only_dominant[:500].all() and not only_dominant[500:].any()
+    assert with_sub_types[:800].all() and not with_sub_types[800:].any()
+
+
 # --- quotas and stratified sampling ------------------------------------------------------------------
 def test_quotas_follow_the_reference_proportions() -> None:
     quotas = class_quotas(
