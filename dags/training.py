@@ -44,8 +44,10 @@ datacubes, with no hand labels (method: Sedona et al. 2022/2023). Outputs go to
 
 Triggered by the Asset `{cubes}`, or by hand. **Params:** `years` (years to use; empty: every year
 with a cube), `trainset` (overrides of `eo_tasks.trainset.TrainsetConfig`, e.g.
-`{{"clusters": 4, "samples_per_year": 30000, "min_per_class": 200, "max_per_class": 5000,
-"split_block_px": 32, "forest_trees": 100}}`).
+`{{"clusters": 6, "keep_cluster_share": 0.1, "samples_per_year": 30000, "min_per_class": 200,
+"max_per_class": 5000, "split_block_px": 32, "forest_trees": 100}}`; `keep_cluster_share` 1.0, the
+default, keeps only the dominant cluster as the published method does, which also drops genuine
+sub-types of a class such as deciduous forest: see `benchmarks/results/trainset.json`).
 """
 
 

@@ -8,7 +8,9 @@ map into training data in two steps, which this package implements:
 1. **Annual training set** (:func:`build_annual`): the reference map is warped onto the AOI grid and
    translated to platform classes (:func:`reference_on_grid`); per class, k-means on the year's
    time series of robust indices (NDVI, EVI, NDWI, NDSI, BSI) keeps the dominant cluster
-   (:func:`fit_dominant_cluster`), which drops most mislabelled pixels; a stratified random sample
+   (:func:`fit_dominant_cluster`), which drops most mislabelled pixels (and, for classes with several
+   genuine sub-types, the minor ones too: ``keep_cluster_share`` keeps clusters above a share of the
+   class, see ``benchmarks/trainset/run.py`` for the measured trade-off); a stratified random sample
    follows the reference's class proportions within per-class bounds (:func:`class_quotas`,
    :func:`stratified_sample`); train / validation / test are whole, buffered blocks of the grid
    (:func:`block_splits`). A random forest trained on it labels the whole cube block by block
