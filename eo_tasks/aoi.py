@@ -207,6 +207,7 @@ class HPCSpec:
     nodes: int = 1
     tasks_per_node: int = 2
     gpus_per_node: int = 0
+    modules: tuple[str, ...] = ()  # `module load`s before the job starts
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "hpc") -> HPCSpec:
@@ -219,9 +220,10 @@ class HPCSpec:
             "nodes",
             "tasks_per_node",
             "gpus_per_node",
+            "modules",
         }
         _known_keys(data, allowed, where)
-        spec = cls(**dict(data))
+        spec = cls(**{**dict(data), "modules": tuple(data.get("modules") or ())})
         if not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", spec.time_limit):
             raise ConfigError(f"{where}.time_limit: expected [D-]HH:MM:SS, got {spec.time_limit!r}")
         for name in ("nodes", "tasks_per_node"):
@@ -232,16 +234,28 @@ class HPCSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which classifier to train."""
+    """Which classifier to train, and how long.
+
+    ``layers`` and ``hidden`` override the published sizes (4 x 128 LSTM, 5-layer d_model-128
+    Transformer), e.g. for small test AOIs.
+    """
 
     backend: str = "tensorflow"
     architecture: str = "transformer"
+    epochs: int = 100
+    batch_size: int = 256
+    layers: int | None = None
+    hidden: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "model") -> ModelSpec:
         """Validates and builds the model settings."""
-        _known_keys(data, {"backend", "architecture"}, where)
+        _known_keys(data, {"backend", "architecture", "epochs", "batch_size", "layers", "hidden"}, where)
         spec = cls(**dict(data))
+        for name in ("epochs", "batch_size", "layers", "hidden"):
+            value = getattr(spec, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{where}.{name}: must be a positive integer, got {value!r}")
         if spec.backend not in ("tensorflow", "pytorch"):
             raise ConfigError(f"{where}.backend: expected tensorflow or pytorch, got {spec.backend!r}")
         if spec.architecture not in ("lstm", "transformer"):

@@ -298,7 +298,11 @@ class SceneCatalog:
     def record_model(
         self, model_id: str, aoi: str, path: str, card: dict[str, Any], slurm_job_id: str | None
     ) -> None:
-        """Registers a trained model and its card (re-registering the same id replaces it)."""
+        """Registers a trained model and its card (the schema of ``eo_tasks.train.build_card``).
+
+        Re-registering the same id replaces the row.
+        """
+        test = (card.get("metrics") or {}).get("test") or {}
         with self.conn, self.conn.cursor() as cur:
             cur.execute(
                 """
@@ -309,10 +313,9 @@ class SceneCatalog:
                     accuracy = EXCLUDED.accuracy, slurm_job_id = EXCLUDED.slurm_job_id
                 """,
                 (
-                    model_id, aoi, card.get("backend", "unknown"), card.get("architecture", "unknown"), path,
-                    card.get("training_set", {}).get("path") if isinstance(card.get("training_set"), dict)
-                    else card.get("training_set"),
-                    slurm_job_id, card.get("metrics", {}).get("overall_accuracy"), json.dumps(card),
+                    model_id, aoi, card["backend"], card["architecture"]["architecture"], path,
+                    card["training_set"]["path"], slurm_job_id, test.get("overall_accuracy"),
+                    json.dumps(card),
                 ),
             )  # fmt: skip
 

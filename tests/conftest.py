@@ -60,3 +60,20 @@ def pg_schema(services: dict[str, str]) -> Iterator[dict[str, Any]]:
     yield {**args, "options": f"-c search_path={schema},public", "schema": schema}
     with psycopg2.connect(**args) as conn, conn.cursor() as cur:
         cur.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def airflow_connections(services: dict[str, str]) -> Iterator[None]:
+    """Exposes the eo_* connections of Airflow's metadata DB to hooks used outside a task.
+
+    Inside a task the Task SDK fetches connections through the execution API; a plain test
+    process has no such API, so the connections created by `services.sh up` are read from the
+    metadata DB and handed to the SDK the standard way, as AIRFLOW_CONN_* variables.
+    """
+    from airflow.models.connection import Connection
+
+    with pytest.MonkeyPatch.context() as mp:
+        for conn_id in ("eo_postgis", "eo_hpc"):
+            conn = Connection.get_connection_from_secrets(conn_id)
+            mp.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn.as_json())
+        yield

@@ -108,10 +108,20 @@ def test_latest_datetime_per_aoi_and_provider(catalog: SceneCatalog) -> None:
 
 def test_models_are_registered_with_their_card(catalog: SceneCatalog) -> None:
     assert catalog.latest_model("trentino") is None
-    card = {"backend": "pytorch", "architecture": "lstm", "metrics": {"overall_accuracy": 0.91}}
+    card = {
+        "backend": "pytorch",
+        "architecture": {"architecture": "lstm", "layers": 4, "hidden": 128},
+        "metrics": {"test": {"overall_accuracy": 0.91}},
+        "training_set": {"path": "/training/trentino/trainset.h5"},
+    }
     catalog.record_model("trentino_pytorch_lstm_1", "trentino", "/models/1", card, "17")
     catalog.record_model("trentino_pytorch_lstm_1", "trentino", "/models/1b", card, "18")  # re-registered
     assert catalog.latest_model("trentino") == ("trentino_pytorch_lstm_1", "/models/1b")
     with catalog.conn.cursor() as cur:
-        cur.execute("SELECT backend, architecture, accuracy, slurm_job_id, card ->> 'backend' FROM model")
-        assert cur.fetchall() == [("pytorch", "lstm", pytest.approx(0.91), "18", "pytorch")]
+        cur.execute(
+            "SELECT backend, architecture, accuracy, slurm_job_id, training_set, card ->> 'backend' "
+            "FROM model"
+        )
+        assert cur.fetchall() == [
+            ("pytorch", "lstm", pytest.approx(0.91), "18", "/training/trentino/trainset.h5", "pytorch")
+        ]

@@ -34,7 +34,7 @@ def _train_values(**overrides: Any) -> dict[str, Any]:
         job_name="train-test", nodes=1, tasks_per_node=1, time_limit="00:02:00", signal_seconds=30,
         partition=None, account=None, gpus_per_node=0, modules=[], venv=str(REPO / ".venv-compute"),
         trainset="/nonexistent.h5", out_dir="/tmp/none", backend="pytorch", architecture="lstm", epochs=1,
-        batch_size=8, master_port=29555,
+        batch_size=8, master_port=29555, extra_args=[],
     )  # fmt: skip
     values.update(overrides)
     return values

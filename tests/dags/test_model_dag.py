@@ -1,0 +1,66 @@
+"""The model DAG end to end: a 2-worker Horovod training job on the real SLURM, registered in PostGIS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
+from airflow.dag_processing.dagbag import DagBag
+from airflow.utils.state import DagRunState
+
+from tests.compute.synthetic import write_trainset
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def platform_env(
+    pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    aoi = {
+        "name": "e2e_model",
+        "grid": {"epsg": 32632, "bounds": [600000, 5099360, 600640, 5100000]},
+        "first_year": 2021,
+        "sources": [{"provider": "local", "path": "/unused/catalog.json"}],
+        "reference": {"path": "/unused/ref.tif", "legend": "worldcover"},
+        "model": {"backend": "tensorflow", "architecture": "transformer", "epochs": 2, "batch_size": 32,
+                  "layers": 1, "hidden": 16},
+        "hpc": {"tasks_per_node": 2, "time_limit": "00:10:00"},
+    }  # fmt: skip
+    (tmp_path / "aois").mkdir()
+    (tmp_path / "aois" / "e2e_model.yaml").write_text(yaml.safe_dump(aoi))
+    data = tmp_path / "data"
+    (data / "training" / "e2e_model").mkdir(parents=True)
+    write_trainset(data / "training" / "e2e_model" / "trainset.h5", samples=400, time_steps=8)
+    conn = {
+        "conn_type": "postgres", "host": pg_schema["host"], "port": pg_schema["port"],
+        "login": pg_schema["user"], "password": pg_schema["password"], "schema": pg_schema["dbname"],
+        "extra": {"options": pg_schema["options"]},
+    }  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(conn))
+    monkeypatch.setenv("EO_AOI_DIR", str(tmp_path / "aois"))
+    monkeypatch.setenv("EO_DATA_DIR", str(data))
+    return {**pg_schema, "data": data}
+
+
+def test_two_worker_horovod_training_through_the_dag(
+    platform_env: dict[str, Any], airflow_connections: None
+) -> None:
+    bag = DagBag(dag_folder=str(REPO / "dags" / "model.py"))
+    assert bag.import_errors == {}
+    run = bag.dags["model_e2e_model"].test()
+    assert run.state == DagRunState.SUCCESS
+    (model_dir,) = (platform_env["data"] / "models" / "e2e_model").iterdir()
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["backend"] == "tensorflow" and card["training"]["workers"] == 2
+    assert card["training"]["epochs"] == 2 and card["metrics"]["test"]["overall_accuracy"] > 1 / 9
+    assert (model_dir / card["model_file"]).exists()
+    args = {k: v for k, v in platform_env.items() if k not in ("schema", "data")}
+    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, path, backend, slurm_job_id IS NOT NULL FROM model")
+        assert cur.fetchall() == [(card["model_id"], str(model_dir), "tensorflow", True)]
