@@ -230,21 +230,19 @@ class StopRequest:
 # --- the backend interface --------------------------------------------------------------------
 @dataclass(frozen=True)
 class EpochResult:
-    """What one (possibly partial) epoch did, averaged over workers.
+    """What one epoch did, averaged over workers (fewer steps than planned: a stop request ended it).
 
     Attributes:
         steps: Steps run.
         loss: Mean per-step cross-entropy.
         accuracy: Fraction of time steps classified right.
         lr: Learning rate of the last step.
-        stopped: A stop request ended the epoch early.
     """
 
     steps: int
     loss: float
     accuracy: float
     lr: float
-    stopped: bool
 
 
 class Trainer(Protocol):
@@ -458,7 +456,7 @@ def classification_report(
     }
 
 
-def test_metrics(trainer: Trainer, info: TrainingSetInfo) -> dict[str, Any] | None:
+def evaluate_test_split(trainer: Trainer, info: TrainingSetInfo) -> dict[str, Any] | None:
     """Evaluates the test split on rank 0: every time step of every sample counts."""
     if not info.split_counts[SPLIT_TEST]:
         log.warning("the test split is empty: the model card has no test metrics")
@@ -602,6 +600,12 @@ class Run:
         if self.trainer.rank == 0:
             self.written.append(str(write_checkpoint(self.trainer, self.config.out, self.state)))
 
+    def interrupted(self, epoch: int, step: int) -> bool:
+        """Checkpoints a stopped run at ``epoch`` epochs plus ``step`` steps; returns False (not finished)."""
+        self.state["interruptions"] += 1
+        self.checkpoint(epoch, step)
+        return False
+
     def status(self, state: str, exit_code: int, detail: str = "") -> None:
         """Rank 0 records the outcome in ``<out>/status.json``."""
         if self.trainer.rank == 0:
@@ -671,16 +675,14 @@ def train_epochs(run: Run, stop: StopRequest) -> bool:
     samples_per_step = run.config.batch_size * trainer.workers
     for epoch in range(state["epoch"], run.config.epochs):
         if trainer.any_rank(stop.requested):
-            return False
+            return run.interrupted(epoch, state["step"])
         began = time.monotonic()
         result = trainer.train_epoch(epoch, state["step"], stop)
         seconds = time.monotonic() - began
         state["train_seconds"] += seconds
         state["train_samples"] += result.steps * samples_per_step
-        if result.stopped:
-            state["interruptions"] += 1
-            run.checkpoint(epoch, state["step"] + result.steps)
-            return False
+        if state["step"] + result.steps < trainer.steps_per_epoch:
+            return run.interrupted(epoch, state["step"] + result.steps)
         validation = trainer.validate()
         record = {
             "epoch": epoch + 1, "loss": result.loss, "accuracy": result.accuracy, "lr": result.lr,
@@ -701,7 +703,7 @@ def finish(run: Run, info: TrainingSetInfo, spec: ModelSpec) -> None:
     history = run.state["history"]
     last = history[-1] if history else {}
     metrics = {
-        "test": test_metrics(run.trainer, info),
+        "test": evaluate_test_split(run.trainer, info),
         "validation": {"loss": last.get("val_loss"), "accuracy": last.get("val_accuracy")},
     }
     card = build_card(run.config, info, spec, run.trainer, run.state, metrics)

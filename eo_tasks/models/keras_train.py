@@ -69,12 +69,11 @@ class _StopCallback(tf.keras.callbacks.Callback):
 
     def __init__(self, trainer: HorovodKerasTrainer, stop: StopRequest) -> None:
         super().__init__()
-        self.trainer, self.stop, self.steps, self.stopped = trainer, stop, 0, False
+        self.trainer, self.stop, self.steps = trainer, stop, 0
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.steps = batch + 1
         if self.steps % STOP_CHECK_EVERY == 0 and self.trainer.any_rank(self.stop.requested):
-            self.stopped = True
             self.model.stop_training = True
 
 
@@ -107,17 +106,24 @@ class HorovodKerasTrainer:
             "framework": {"tensorflow": tf.__version__, "horovod": horovod.__version__},
             **devices,
         }
-        self.train_data = self._read(info, SPLIT_TRAIN, equal=True)
-        if len(self.train_data) < config.batch_size:
+        train = self._read(info, SPLIT_TRAIN, equal=True)
+        if len(train) < config.batch_size:
             raise ConfigError(
-                f"each of the {self.workers} workers gets {len(self.train_data)} training samples, "
+                f"each of the {self.workers} workers gets {len(train)} training samples, "
                 f"fewer than --batch-size {config.batch_size}"
             )
-        self.val_data = self._read(info, SPLIT_VALIDATION, equal=False)
-        self.steps_per_epoch = len(self.train_data) // config.batch_size
-        self._x = tf.constant(self.train_data.x)
-        self._y = tf.constant(self.train_data.y)
+        self.train_samples = len(train)
+        self.steps_per_epoch = len(train) // config.batch_size
+        # Variables, not constants: tf.data would copy a captured constant into every epoch's dataset.
+        with tf.device("/cpu:0"):
+            self._x = tf.Variable(train.x, trainable=False)
+            self._y = tf.Variable(train.y, trainable=False)
+        del train
         self.time_steps = info.time_steps
+        val = self._read(info, SPLIT_VALIDATION, equal=False)
+        self.val_samples = len(val)
+        labels = np.broadcast_to(val.y[:, None], (len(val), self.time_steps))
+        self._val = tf.data.Dataset.from_tensor_slices((val.x, labels)).batch(EVAL_BATCH)
         tf.keras.utils.set_random_seed(config.seed + self.rank)  # rank 0's weights are broadcast
         self.model = build_model(spec)
         self.optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.legacy.Adam(config.lr * self.workers))
@@ -175,7 +181,7 @@ class HorovodKerasTrainer:
         """This worker's batches of one epoch: a per-(seed, epoch, rank) permutation of its share."""
         rng = np.random.default_rng([self.config.seed, epoch, self.rank])
         steps, batch = self.steps_per_epoch, self.config.batch_size
-        order = rng.permutation(len(self.train_data))[: steps * batch].reshape(steps, batch)[first_step:]
+        order = rng.permutation(self.train_samples)[: steps * batch].reshape(steps, batch)[first_step:]
         x, y, t = self._x, self._y, self.time_steps
 
         def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -202,7 +208,6 @@ class HorovodKerasTrainer:
             loss=float(logs["loss"]),
             accuracy=float(logs["accuracy"]),
             lr=float(tf.keras.backend.get_value(self.optimizer.lr)),
-            stopped=stopper.stopped,
         )
 
     def _sum(self, values: list[float]) -> np.ndarray:
@@ -211,11 +216,8 @@ class HorovodKerasTrainer:
 
     def validate(self) -> tuple[float, float] | None:
         """Mean validation loss and accuracy over all workers' shares."""
-        n = len(self.val_data)
-        loss = accuracy = 0.0
-        if n:
-            y = np.broadcast_to(self.val_data.y[:, None], (n, self.time_steps))
-            loss, accuracy = self.model.evaluate(self.val_data.x, y, batch_size=EVAL_BATCH, verbose=0)
+        n = self.val_samples
+        loss, accuracy = self.model.evaluate(self._val, verbose=0) if n else (0.0, 0.0)
         total_loss, total_accuracy, count = self._sum([loss * n, accuracy * n, float(n)])
         return (float(total_loss / count), float(total_accuracy / count)) if count else None
 

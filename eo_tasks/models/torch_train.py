@@ -178,7 +178,7 @@ class DDPTrainer:
         gpu = self.device.type == "cuda"
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         hits = torch.zeros((), dtype=torch.float64, device=self.device)
-        steps, stopped, lr = 0, False, 0.0
+        steps, lr = 0, 0.0
         for index in self._batches(epoch, first_step):
             lr = learning_rate(self.config, self.workers, epoch, first_step + steps, self.steps_per_epoch)
             for group in self.optimizer.param_groups:
@@ -195,10 +195,9 @@ class DDPTrainer:
             hits += (logits.detach().argmax(-1) == targets).double().mean()
             steps += 1
             if steps % STOP_CHECK_EVERY == 0 and self.any_rank(stop.requested):
-                stopped = True
                 break
         total_loss, total_hits, count = self._sum([loss_sum, hits, float(steps)])
-        return EpochResult(steps, total_loss / count, total_hits / count, lr, stopped)
+        return EpochResult(steps, total_loss / count, total_hits / count, lr)
 
     def validate(self) -> tuple[float, float] | None:
         """Mean validation loss and accuracy over all workers' shares."""
