@@ -28,7 +28,8 @@ test-unit:        ## the pure-function tests only, no services needed
 	$(ENV) $(PY) -m pytest tests/unit
 
 test: setup services-up lint typecheck   ## everything, against the real services
-	$(ENV) EO_REQUIRE_SERVICES=1 $(PY) -m pytest -v tests
+	$(ENV) EO_REQUIRE_SERVICES=1 $(PY) -m pytest -v tests --ignore=tests/compute
+	$(ENV) .venv-compute/bin/python -m pytest -v tests/compute   # models + training, compute environment
 
 demo: setup services-up   ## simulated AOI (aois/demo.yaml) through the DAGs that exist so far
 	$(ENV) bash scripts/demo.sh
