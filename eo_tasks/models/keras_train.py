@@ -48,7 +48,7 @@ def _use_devices(local_rank: int, local_size: int) -> dict[str, Any]:
     if not gpus:
         threads = cpu_threads(local_size)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        tf.config.threading.set_inter_op_parallelism_threads(max(2, threads))
         return {"device": "cpu", "threads": threads, "mixed_precision": None, "compilation": None}
     gpu = gpus[local_rank % len(gpus)]
     tf.config.experimental.set_memory_growth(gpu, True)
@@ -188,8 +188,8 @@ class HorovodKerasTrainer:
             labels = tf.gather(y, index)
             return tf.gather(x, index), tf.broadcast_to(labels[:, None], (batch, t))
 
-        dataset = tf.data.Dataset.from_tensor_slices(order).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.from_tensor_slices(order).map(gather)
+        return dataset.prefetch(2)
 
     def train_epoch(self, epoch: int, first_step: int, stop: StopRequest) -> EpochResult:
         """Fits one epoch from ``first_step`` on; a stop request ends it after the agreed step."""
