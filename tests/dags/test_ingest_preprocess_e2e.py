@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg2
 import pytest
 import yaml
-from airflow.dag_processing.dagbag import DagBag
 from airflow.utils.state import DagRunState, TaskInstanceState
 
 from eo_tasks.datacube import Cube
-from tests.conftest import REPO
+from tests.dags.helpers import load_dag, point_store_at, query, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -48,35 +46,10 @@ def platform_env(
     aoi_dir = tmp_path / "aois"
     aoi_dir.mkdir()
     (aoi_dir / "e2e.yaml").write_text(yaml.safe_dump(aoi))
-    conn = {
-        "conn_type": "postgres", "host": pg_schema["host"], "port": pg_schema["port"],
-        "login": pg_schema["user"], "password": pg_schema["password"], "schema": pg_schema["dbname"],
-        "extra": {"options": pg_schema["options"]},
-    }  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(conn))
+    point_store_at(pg_schema, monkeypatch)
     monkeypatch.setenv("EO_AOI_DIR", str(aoi_dir))
     monkeypatch.setenv("EO_DATA_DIR", str(tmp_path / "data"))
     yield pg_schema
-
-
-def _dag(file: str, dag_id: str) -> Any:
-    bag = DagBag(dag_folder=str(REPO / "dags" / file))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id]
-
-
-def _states(run: Any) -> dict[str, list[Any]]:
-    states: dict[str, list[Any]] = {}
-    for ti in run.get_task_instances():
-        states.setdefault(ti.task_id, []).append(ti.state)
-    return states
-
-
-def _query(pg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    args = {k: v for k, v in pg.items() if k != "schema"}
-    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 def _assert_matches_truth(archive: Path, reflectance: np.ndarray, band_names: list[str]) -> None:
@@ -105,10 +78,10 @@ def _assert_matches_truth(archive: Path, reflectance: np.ndarray, band_names: li
 
 
 def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str, Any], archive: Path) -> None:
-    ingest = _dag("ingest.py", "ingest_e2e")
+    ingest = load_dag("ingest.py", "ingest_e2e")
     run = ingest.test()
     assert run.state == DagRunState.SUCCESS
-    states = _states(run)
+    states = task_states(run)
     assert set(states["download"]) == {TaskInstanceState.SUCCESS}
     assert states["announce"] == [TaskInstanceState.SUCCESS]
 
@@ -117,22 +90,22 @@ def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str,
     ]
     cloudy = [i["id"] for i in items if i["properties"]["eo:cloud_cover"] > 40]
     expected = len(items) - len(cloudy)
-    assert _query(platform_env, "SELECT state, count(*) FROM scene GROUP BY state") == [("ready", expected)]
-    skipped = _query(platform_env, "SELECT scene_id, reason FROM scene_skip ORDER BY 1")
+    assert query(platform_env, "SELECT state, count(*) FROM scene GROUP BY state") == [("ready", expected)]
+    skipped = query(platform_env, "SELECT scene_id, reason FROM scene_skip ORDER BY 1")
     assert [s[0] for s in skipped] == sorted(cloudy)
     assert all("cloud cover" in s[1] for s in skipped)
 
     # A second run finds everything known: nothing new, nothing downloaded, no Asset event.
     again = ingest.test()
     assert again.state == DagRunState.SUCCESS
-    states = _states(again)
+    states = task_states(again)
     assert states["announce"] == [TaskInstanceState.SKIPPED]
-    assert _query(platform_env, "SELECT count(*) FROM scene") == [(expected,)]
+    assert query(platform_env, "SELECT count(*) FROM scene") == [(expected,)]
 
-    preprocess = _dag("preprocess.py", "preprocess_e2e")
+    preprocess = load_dag("preprocess.py", "preprocess_e2e")
     run = preprocess.test()
-    assert run.state == DagRunState.SUCCESS, _states(run)
-    (path, n_scenes), *_ = _query(platform_env, "SELECT path, cardinality(scenes) FROM datacube")
+    assert run.state == DagRunState.SUCCESS, task_states(run)
+    (path, n_scenes), *_ = query(platform_env, "SELECT path, cardinality(scenes) FROM datacube")
     assert n_scenes == expected
     cube = Cube.open(Path(path))
     assert cube.shape == (12, 64, 64, 10)
@@ -141,10 +114,10 @@ def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str,
     assert valid.mean() > 0.3  # most composites saw the surface; the rest were gap-filled
     _assert_matches_truth(archive, reflectance, cube.band_names)
     # Every used scene is 'used' now; nothing is rebuilt when nothing changed.
-    assert _query(platform_env, "SELECT DISTINCT state FROM scene") == [("used",)]
-    built = _query(platform_env, "SELECT year, created_at FROM datacube")
+    assert query(platform_env, "SELECT DISTINCT state FROM scene") == [("used",)]
+    built = query(platform_env, "SELECT year, created_at FROM datacube")
     again = preprocess.test()
     assert again.state == DagRunState.SUCCESS
-    assert _states(again)["build_cube"] == [TaskInstanceState.SKIPPED]  # mapped over no year
-    assert _query(platform_env, "SELECT year, created_at FROM datacube") == built
+    assert task_states(again)["build_cube"] == [TaskInstanceState.SKIPPED]  # mapped over no year
+    assert query(platform_env, "SELECT year, created_at FROM datacube") == built
     shutil.rmtree(Path(path).parent)

@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 import yaml
-from airflow.dag_processing.dagbag import DagBag
 from airflow.utils.state import DagRunState
 
 from tests.compute.synthetic import write_trainset
-from tests.conftest import REPO
+from tests.dags.helpers import load_dag, point_store_at, query
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +35,7 @@ def platform_env(
     data = tmp_path / "data"
     (data / "training" / "e2e_model").mkdir(parents=True)
     write_trainset(data / "training" / "e2e_model" / "trainset.h5", samples=400, time_steps=8)
-    conn = {
-        "conn_type": "postgres", "host": pg_schema["host"], "port": pg_schema["port"],
-        "login": pg_schema["user"], "password": pg_schema["password"], "schema": pg_schema["dbname"],
-        "extra": {"options": pg_schema["options"]},
-    }  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(conn))
+    point_store_at(pg_schema, monkeypatch)
     monkeypatch.setenv("EO_AOI_DIR", str(tmp_path / "aois"))
     monkeypatch.setenv("EO_DATA_DIR", str(data))
     return {**pg_schema, "data": data}
@@ -51,16 +44,12 @@ def platform_env(
 def test_two_worker_horovod_training_through_the_dag(
     platform_env: dict[str, Any], airflow_connections: None
 ) -> None:
-    bag = DagBag(dag_folder=str(REPO / "dags" / "model.py"))
-    assert bag.import_errors == {}
-    run = bag.dags["model_e2e_model"].test()
+    run = load_dag("model.py", "model_e2e_model").test()
     assert run.state == DagRunState.SUCCESS
     (model_dir,) = (platform_env["data"] / "models" / "e2e_model").iterdir()
     card = json.loads((model_dir / "model_card.json").read_text())
     assert card["backend"] == "tensorflow" and card["training"]["workers"] == 2
     assert card["training"]["epochs"] == 2 and card["metrics"]["test"]["overall_accuracy"] > 1 / 9
     assert (model_dir / card["model_file"]).exists()
-    args = {k: v for k, v in platform_env.items() if k not in ("schema", "data")}
-    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
-        cur.execute("SELECT id, path, backend, slurm_job_id IS NOT NULL FROM model")
-        assert cur.fetchall() == [(card["model_id"], str(model_dir), "tensorflow", True)]
+    rows = query(platform_env, "SELECT id, path, backend, slurm_job_id IS NOT NULL FROM model")
+    assert rows == [(card["model_id"], str(model_dir), "tensorflow", True)]

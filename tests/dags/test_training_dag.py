@@ -18,11 +18,10 @@ import h5py
 import psycopg2
 import pytest
 import yaml
-from airflow.dag_processing.dagbag import DagBag
 from airflow.utils.state import DagRunState, TaskInstanceState
 from osgeo import gdal
 
-from tests.conftest import REPO
+from tests.dags.helpers import load_dag, point_store_at, query, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -93,35 +92,14 @@ def platform_env(
             catalog.record_datacube("trainsim", year, str(path), f"fp{year}", [], {}, COMPOSITES)
     finally:
         conn.close()
-    airflow_conn = {
-        "conn_type": "postgres", "host": pg_schema["host"], "port": pg_schema["port"],
-        "login": pg_schema["user"], "password": pg_schema["password"], "schema": pg_schema["dbname"],
-        "extra": {"options": pg_schema["options"]},
-    }  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(airflow_conn))
+    point_store_at(pg_schema, monkeypatch)
     monkeypatch.setenv("EO_AOI_DIR", str(aoi_dir))
     monkeypatch.setenv("EO_DATA_DIR", str(tmp_path / "data"))
     yield {**pg_schema, "reference": tmp_path / "worldcover.tif", "training": tmp_path / "data" / "training"}
 
 
 def _training_dag() -> Any:
-    bag = DagBag(dag_folder=str(REPO / "dags" / "training.py"))
-    assert bag.import_errors == {}
-    return bag.dags["training_trainsim"]
-
-
-def _states(run: Any) -> dict[str, list[Any]]:
-    states: dict[str, list[Any]] = {}
-    for ti in run.get_task_instances():
-        states.setdefault(ti.task_id, []).append(ti.state)
-    return states
-
-
-def _query(pg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
-    args = {k: v for k, v in pg.items() if k in ("host", "port", "user", "password", "dbname", "options")}
-    with psycopg2.connect(**args) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
+    return load_dag("training.py", "training_trainsim")
 
 
 def test_training_dag_builds_and_registers_the_multi_year_training_set(
@@ -129,12 +107,12 @@ def test_training_dag_builds_and_registers_the_multi_year_training_set(
 ) -> None:
     run = _training_dag().test(run_conf={"trainset": SMALL})
 
-    assert run.state == DagRunState.SUCCESS, _states(run)
-    states = _states(run)
+    assert run.state == DagRunState.SUCCESS, task_states(run)
+    states = task_states(run)
     assert states["annual"] == [TaskInstanceState.SUCCESS] * 2
     assert states["announce"] == [TaskInstanceState.SUCCESS]
 
-    ((row_id, path, sha256, years, n_samples, report),) = _query(
+    ((row_id, path, sha256, years, n_samples, report),) = query(
         platform_env, "SELECT id, path, sha256, years, n_samples, report FROM training_set"
     )
     assert years == list(YEARS) and len(sha256) == 64
@@ -181,7 +159,7 @@ def test_a_reference_code_missing_from_the_legend_fails_the_run_before_any_year(
     assert run.state == DagRunState.FAILED
     task_log = "".join(capfd.readouterr())
     assert f"reference map {platform_env['reference']}: legend 'worldcover' has no entry" in task_log
-    states = _states(run)
+    states = task_states(run)
     assert states["reference"] == [TaskInstanceState.FAILED]
     assert TaskInstanceState.SUCCESS not in states.get("annual", [])
-    assert _query(platform_env, "SELECT count(*) FROM training_set") == [(0,)]
+    assert query(platform_env, "SELECT count(*) FROM training_set") == [(0,)]
