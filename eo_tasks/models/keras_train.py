@@ -189,7 +189,9 @@ class HorovodKerasTrainer:
             return tf.gather(x, index), tf.broadcast_to(labels[:, None], (batch, t))
 
         dataset = tf.data.Dataset.from_tensor_slices(order).map(gather)
-        return dataset.prefetch(2)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
 
     def train_epoch(self, epoch: int, first_step: int, stop: StopRequest) -> EpochResult:
         """Fits one epoch from ``first_step`` on; a stop request ends it after the agreed step."""
