@@ -641,7 +641,13 @@ def start(config: TrainConfig, trainer: Trainer, spec: ModelSpec) -> Run:
     if plan["checkpoint"]:
         trainer.restore(Path(plan["checkpoint"]))
         where = f", step {state['step'] + 1}" if state["step"] else ""
-        log.info("resuming at epoch %d%s from %s", state["epoch"] + 1, where, plan["checkpoint"])
+        if state["epoch"] < config.epochs:
+            log.info("resuming at epoch %d%s from %s", state["epoch"] + 1, where, plan["checkpoint"])
+        else:
+            log.info(
+                "%s holds %d epochs (--epochs %d): writing the model and its card",
+                plan["checkpoint"], state["epoch"], config.epochs,
+            )  # fmt: skip
     return Run(config, trainer, state)
 
 

@@ -178,7 +178,12 @@ class HorovodKerasTrainer:
         self._checkpoint().write(str(directory / "ckpt"))
 
     def _epoch_dataset(self, epoch: int, first_step: int) -> tf.data.Dataset:
-        """This worker's batches of one epoch: a per-(seed, epoch, rank) permutation of its share."""
+        """This worker's batches of one epoch: a per-(seed, epoch, rank) permutation of its share.
+
+        A batch is one gather from the share held in memory, prefetched two ahead; tf.data's
+        autotuning is off, because joining its model thread when ``fit`` drops the iterator cost
+        about 0.3 s at the end of most epochs (10 % of a small epoch) for nothing to tune.
+        """
         rng = np.random.default_rng([self.config.seed, epoch, self.rank])
         steps, batch = self.steps_per_epoch, self.config.batch_size
         order = rng.permutation(self.train_samples)[: steps * batch].reshape(steps, batch)[first_step:]
