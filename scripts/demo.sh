@@ -17,7 +17,7 @@ for dag in platform_health ingest_demo preprocess_demo training_demo model_demo;
   eo_log "demo: running $dag"
   "$EO_VENV/bin/airflow" dags test "$dag" >"$EO_RUN_DIR/demo-$dag.log" 2>&1 \
     || { tail -n 40 "$EO_RUN_DIR/demo-$dag.log"; eo_die "$dag failed (log: $EO_RUN_DIR/demo-$dag.log)"; }
-  grep -E "found, |blocks \(|scenes -> |PostGIS: |task [0-9] of|AOIs: |accuracy|submitted SLURM|ended COMPLETED|Marking run" \
+  grep -E "found, |blocks \(|scenes -> |PostGIS: |task [0-9] of|AOIs: |submitted SLURM|ended COMPLETED|Marking run" \
     "$EO_RUN_DIR/demo-$dag.log" \
     | sed -E 's/^[^]]*\] +//; s/ \[[^]]+\] loc=.*$//' | cut -c1-150 | tail -n 8 || true
 done
