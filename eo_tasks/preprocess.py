@@ -20,7 +20,7 @@ import numpy as np
 from eo_tasks.aoi import GridSpec
 from eo_tasks.errors import EOError
 from eo_tasks.harmonize import oli_to_msi
-from eo_tasks.scenes import boa_offset_to_remove
+from eo_tasks.scenes import SceneRecord, boa_offset_to_remove
 
 # Scene Classification Layer classes that are not a clear view of the surface.
 SCL_INVALID = frozenset({0, 1, 3, 8, 9, 10})  # no data, saturated/defective, shadow, cloud med/high, cirrus
@@ -100,6 +100,12 @@ class SceneInput:
     datetime: dt.datetime
     files: Mapping[str, str]
     properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def in_place(cls, record: SceneRecord) -> SceneInput:
+        """A discovered scene read where it lies (a local archive), without a download."""
+        files = {a.band: a.href for a in record.assets}
+        return cls(record.id, record.collection, record.datetime, files, dict(record.properties))
 
     @property
     def sensor(self) -> str:

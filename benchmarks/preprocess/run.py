@@ -53,10 +53,7 @@ def load_inputs(archive: Path) -> tuple[Any, list[Any], list[Any]]:
         collections=("sentinel-2-l2a", "landsat-c2-l2"),
     )
     records = list(LocalArchiveProvider(str(archive / "catalog.json")).search(query))
-    scenes = [
-        SceneInput(r.id, r.collection, r.datetime, {a.band: a.href for a in r.assets}, dict(r.properties))
-        for r in records
-    ]
+    scenes = [SceneInput.in_place(r) for r in records]
     catalog = pystac.Catalog.from_file(str(archive / "catalog.json"))
     ids = {r.id for r in records}
     items = [i for i in catalog.get_items(recursive=True) if i.id in ids]

@@ -94,12 +94,7 @@ def build_cubes(archive: Path, work: Path, aoi: AOIConfig) -> dict[int, Path]:
                 end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
                 collections=("sentinel-2-l2a", "landsat-c2-l2"),
             )
-            scenes = [
-                SceneInput(
-                    r.id, r.collection, r.datetime, {a.band: a.href for a in r.assets}, dict(r.properties)
-                )
-                for r in provider.search(query)
-            ]
+            scenes = [SceneInput.in_place(r) for r in provider.search(query)]
             spec = CubeSpec(
                 aoi=aoi.name, grid=aoi.grid, year=year, calendar=Calendar(aoi.composites_per_year)
             )

@@ -58,10 +58,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
             end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
             collections=("sentinel-2-l2a", "landsat-c2-l2"),
         )
-        scenes = [
-            SceneInput(r.id, r.collection, r.datetime, {a.band: a.href for a in r.assets}, dict(r.properties))
-            for r in provider.search(query)
-        ]
+        scenes = [SceneInput.in_place(r) for r in provider.search(query)]
         spec = CubeSpec(aoi="trainsim", grid=aoi.grid, year=year, calendar=Calendar(COMPOSITES))
         build_cube(scenes, spec, root / "cubes" / f"trainsim_{year}.h5")
     return root
