@@ -37,6 +37,12 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
 export AIRFLOW__API__PORT="$EO_AIRFLOW_PORT"
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+# Local auth: Airflow 3's SimpleAuthManager with everyone an admin and no login page, which is
+# fine for this loopback-only stack and wrong anywhere else (docker-compose.yml sets real users).
+# The review UI then asks each reviewer for their name.
+export AIRFLOW__CORE__AUTH_MANAGER="${AIRFLOW__CORE__AUTH_MANAGER:-airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-True}"
 if [[ -r "$EO_RUN_DIR/postgres.password" ]]; then
   AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://$EO_PG_USER:$(<"$EO_RUN_DIR/postgres.password")@127.0.0.1:$EO_PG_PORT/$EO_PG_AIRFLOW_DB"
   export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN

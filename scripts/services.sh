@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Private, loopback-only services for development, tests and the demo:
 #   postgres (PostGIS store + Airflow metadata), sshd (the "HPC login node"),
-#   munge + slurmctld + slurmd (a single-node SLURM), airflow (DB migration, connections, pools).
+#   munge + slurmctld + slurmd (a single-node SLURM), airflow (DB migration, connections, pools,
+#   the api-server with the UI and the change-review plugin).
 # Usage: services.sh up|down|status [service...]
 # State lives under $EO_RUN_DIR. `up` and `down` are idempotent and `down` stops only
 # processes whose pid files this script wrote.
@@ -228,7 +229,9 @@ slurm_down() {
   munge_down
 }
 
-# --- Airflow: metadata DB, connections, pools -------------------------------------------
+# --- Airflow: metadata DB, connections, pools, api-server (UI + review plugin) ---------------
+AIRFLOW_API_PID="$EO_RUN_DIR/airflow-api-server.pid"
+
 airflow_up() {
   [[ -x "$EO_VENV/bin/airflow" ]] || eo_die "no Airflow in $EO_VENV: run 'make setup' first"
   postgres_up >/dev/null
@@ -243,14 +246,28 @@ airflow_up() {
   "$EO_VENV/bin/airflow" connections import --overwrite "$AIRFLOW_HOME/objects.json" >/dev/null
   "$EO_VENV/bin/airflow" pools import "$EO_REPO/scripts/pools.json" >/dev/null
   rm -f "$AIRFLOW_HOME/objects.json"
+  if ! pid_alive "$AIRFLOW_API_PID"; then
+    eo_log "airflow: starting the api-server on http://127.0.0.1:$EO_AIRFLOW_PORT (log $AIRFLOW_HOME/api-server.log)"
+    # setsid: its own session, so a Ctrl-C in the calling terminal does not reach it.
+    setsid "$EO_VENV/bin/airflow" api-server --host 127.0.0.1 --port "$EO_AIRFLOW_PORT" --workers 1 \
+      </dev/null >>"$AIRFLOW_HOME/api-server.log" 2>&1 &
+    echo $! >"$AIRFLOW_API_PID"
+  fi
+  wait_for 120 "airflow api-server (log: $AIRFLOW_HOME/api-server.log)" api_server_healthy
   airflow_status
 }
 
-airflow_status() {
-  "$EO_VENV/bin/airflow" connections get eo_hpc -o plain >/dev/null 2>&1 && echo "airflow: ok, metadata DB migrated, connections eo_postgis + eo_hpc"
+api_server_healthy() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$EO_AIRFLOW_PORT/api/v2/monitor/health" >/dev/null
 }
 
-airflow_down() { :; }  # nothing runs: the metadata DB lives in postgres
+airflow_status() {
+  "$EO_VENV/bin/airflow" connections get eo_hpc -o plain >/dev/null 2>&1 || return 1
+  api_server_healthy || { echo "airflow: api-server not answering on 127.0.0.1:$EO_AIRFLOW_PORT"; return 1; }
+  echo "airflow: ok, connections eo_postgis + eo_hpc, UI on http://127.0.0.1:$EO_AIRFLOW_PORT (review: /eo-review/)"
+}
+
+airflow_down() { stop_pidfile airflow-api-server "$AIRFLOW_API_PID"; }  # the metadata DB lives in postgres
 
 # ----------------------------------------------------------------------------------------
 main() {

@@ -17,8 +17,13 @@ APT_PACKAGES=(
   openssh-server openssh-client              # the "HPC login node" on loopback
   openmpi-bin libopenmpi-dev                 # MPI for Horovod where a cluster prefers it
   cmake build-essential                      # to build Horovod and the GDAL bindings
-  procps iproute2
+  procps iproute2 curl
+  nodejs                                     # npm ci of the review UI's browser libraries (Leaflet, Chart.js)
+  chromium                                   # headless browser of tests/browser (Playwright drives it)
 )
+
+# Debian's nodejs needs its separate npm package; NodeSource's nodejs bundles npm and conflicts with it.
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 
 install_apt() {
   local missing=()
@@ -70,6 +75,19 @@ setup_orchestration() {
   "$EO_VENV/bin/python" -c "from osgeo import gdal, gdal_array; print('GDAL', gdal.__version__)" >/dev/null \
     || eo_die "GDAL bindings without gdal_array: delete $EO_WHEEL_CACHE/gdal-* and re-run"
   "${pip[@]}" --no-deps -e "$EO_REPO"
+  setup_review_ui
+}
+
+# The review UI's JavaScript libraries, exactly as in its package-lock.json, served by the plugin
+# itself (no CDN). Re-installed only when the lock file changed.
+setup_review_ui() {
+  local ui="$EO_REPO/plugins/eo_review" stamp
+  stamp="$(sha256sum "$ui/package-lock.json" | cut -d' ' -f1)"
+  if [[ "$(cat "$ui/node_modules/.eo-lock-sha256" 2>/dev/null)" != "$stamp" ]]; then
+    eo_log "review UI: npm ci (plugins/eo_review/package-lock.json)"
+    (cd "$ui" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+    echo "$stamp" >"$ui/node_modules/.eo-lock-sha256"
+  fi
 }
 
 setup_compute() {
