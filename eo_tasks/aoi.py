@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from eo_tasks.changes import ChangeParams
 from eo_tasks.errors import ConfigError
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
@@ -266,6 +267,38 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class MapsSpec:
+    """The yearly maps: the change analysis and how the inference job and the DAG run.
+
+    Attributes:
+        changes: ``window`` (w), ``median`` (p), ``ath`` of the label-sequence analysis.
+        lag_days: Days after a year ends before its map is made (late scenes still arrive).
+        block_px: Side of the spatial blocks of the inference job array.
+        array_tasks: Tasks in the inference job array (each takes every n-th block).
+    """
+
+    changes: ChangeParams = field(default_factory=ChangeParams)
+    lag_days: int = 15
+    block_px: int = 128
+    array_tasks: int = 2
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "maps") -> MapsSpec:
+        """Validates and builds the section; the change parameters default to the paper's."""
+        _known_keys(data, {"window", "median", "ath", "lag_days", "block_px", "array_tasks"}, where)
+        try:
+            changes = ChangeParams.from_dict({k: data[k] for k in ("window", "median", "ath") if k in data})
+            spec = cls(
+                changes, **{k: int(data[k]) for k in ("lag_days", "block_px", "array_tasks") if k in data}
+            )
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: {err}") from err
+        if spec.lag_days < 0 or spec.block_px < 16 or not 1 <= spec.array_tasks <= 1000:
+            raise ConfigError(f"{where}: lag_days >= 0, block_px >= 16 and array_tasks 1..1000 expected")
+        return spec
+
+
+@dataclass(frozen=True)
 class AOIConfig:
     """Everything the DAGs need to know about one area of interest."""
 
@@ -280,6 +313,7 @@ class AOIConfig:
     last_year: int | None = None
     model: ModelSpec = field(default_factory=ModelSpec)
     hpc: HPCSpec = field(default_factory=HPCSpec)
+    maps: MapsSpec = field(default_factory=MapsSpec)
     source_file: str = ""
 
     @classmethod
@@ -307,7 +341,7 @@ class AOIConfig:
     def _from_dict(cls, data: Mapping[str, Any], source_file: str, check_crs: bool) -> AOIConfig:
         allowed = {
             "name", "grid", "first_year", "last_year", "sources", "reference", "cloud_cover_max",
-            "composites_per_year", "ingest_schedule", "model", "hpc",
+            "composites_per_year", "ingest_schedule", "model", "hpc", "maps",
         }  # fmt: skip
         _known_keys(data, allowed, "AOI")
         name = str(_require(data, "name", "AOI"))
@@ -345,6 +379,7 @@ class AOIConfig:
             ingest_schedule=str(data.get("ingest_schedule", "@daily")),
             model=ModelSpec.from_dict(_as_mapping(data.get("model") or {}, "model")),
             hpc=HPCSpec.from_dict(_as_mapping(data.get("hpc") or {}, "hpc")),
+            maps=MapsSpec.from_dict(_as_mapping(data.get("maps") or {}, "maps")),
             source_file=source_file,
         )
 

@@ -7,8 +7,9 @@ seasons (snow, crops, a flood), not land-cover change. Following Sedona et al. (
 1. a 1-D median filter of length ``p`` along the sequence removes isolated misclassifications;
 2. the binary sequence "differs from the initial map" is convolved with a step function (the
    mean of the next ``h`` values minus the mean of the previous ``h``, ``h`` = half a window);
-   its maximum is where the change happened, and the change date is that position shifted back by
-   half a window (a window's label lags the ground by that much);
+   its maximum is where the change happened; the window there ends half a window after the ground
+   changed (see ``eo_tasks.infer``), so the change is dated to that window's last composite minus
+   half a window;
 3. a change is **permanent** if it persists for at least half a window, the sequence returns to
    its initial label at most once (more often is seasonal), it is not at the very start of the
    series, and the pixel is still changed at the end of the series;
@@ -49,14 +50,14 @@ class ChangeParams:
         """Validates and builds the parameters (unknown keys are an error)."""
         unknown = set(data) - {"window", "median", "ath"}
         if unknown:
-            raise ConfigError(f"changes: unknown field(s) {sorted(unknown)}")
+            raise ConfigError(f"maps: unknown field(s) {sorted(unknown)}")
         params = cls(**{k: int(v) for k, v in data.items()})
         if params.window < 2:
-            raise ConfigError(f"changes.window: must be at least 2, got {params.window}")
+            raise ConfigError(f"maps.window: must be at least 2, got {params.window}")
         if params.median < 1 or params.median % 2 == 0:
-            raise ConfigError(f"changes.median: must be odd and positive, got {params.median}")
+            raise ConfigError(f"maps.median: must be odd and positive, got {params.median}")
         if params.ath < 1:
-            raise ConfigError(f"changes.ath: must be positive, got {params.ath}")
+            raise ConfigError(f"maps.ath: must be positive, got {params.ath}")
         return params
 
     @property
@@ -98,14 +99,16 @@ class ChangeResult:
     Attributes:
         changed: True for a permanent change (before the region-size filter).
         step: Position in the sequence where the change happened (NO_CHANGE otherwise).
-        date_step: ``step`` shifted back by half a window: the estimated date, as a sequence index.
+        date_composite: The estimated date as an index into the composite series the windows slid
+            over (position ``k`` is the window ending at composite ``window - 1 + k``, so this is
+            ``step + window - 1 - window // 2``; NO_CHANGE otherwise).
         from_class: The initial label.
         to_class: The label after the change (the most frequent filtered label after ``step``).
     """
 
     changed: np.ndarray
     step: np.ndarray
-    date_step: np.ndarray
+    date_composite: np.ndarray
     from_class: np.ndarray
     to_class: np.ndarray
 
@@ -135,14 +138,14 @@ def analyse_sequences(labels: np.ndarray, initial: np.ndarray, params: ChangePar
         (strength > 0)
         & (run_length >= params.half)  # (1) persists for half a window
         & (returns <= 1)  # (2) returns to the initial label at most once
-        & (step >= params.half)  # (3) not at the very start of the series
+        & (step >= params.median)  # (3) not at the very start of the series (within the filter's reach)
         & differs[-1]  # still changed at the end
     )
     to_class = _mode_where(filtered, after & differs)
     return ChangeResult(
         changed=permanent,
         step=np.where(permanent, step, NO_CHANGE),
-        date_step=np.where(permanent, np.maximum(step - params.half, 0), NO_CHANGE),
+        date_composite=np.where(permanent, step + params.window - 1 - params.window // 2, NO_CHANGE),
         from_class=initial.copy(),
         to_class=np.where(permanent, to_class, initial),
     )
@@ -186,10 +189,47 @@ def drop_small_regions(changed: np.ndarray, ath: int) -> np.ndarray:
     return keep[regions]
 
 
-def embed_changes(initial: np.ndarray, result: ChangeResult, kept: np.ndarray, last_step: int) -> np.ndarray:
-    """The map at sequence position ``last_step``: the initial map with the kept changes dated up to it.
+def embed_changes(
+    initial: np.ndarray, result: ChangeResult, kept: np.ndarray, last_composite: int
+) -> np.ndarray:
+    """The map at composite ``last_composite``: the initial map with the kept changes dated up to it.
 
     A change dated late in year Y therefore appears in the map of year Y, and in every later map.
     """
-    applies = kept & (result.date_step >= 0) & (result.date_step <= last_step)
+    applies = kept & (result.date_composite >= 0) & (result.date_composite <= last_composite)
     return np.where(applies, result.to_class, initial)
+
+
+def break_composite(series: np.ndarray, lo: int, hi: int, half: int = 2) -> int:
+    """The composite in ``lo..hi`` where a feature series breaks most.
+
+    The break is the largest distance between the medians of the ``half`` composites from a
+    candidate on and the ``half`` before it.
+
+    The window labels only say that a change happened within the first window that shows it; the
+    spectral series of the changed region says where inside that window (a cleared forest drops its
+    NIR from one composite to the next). Unobserved composites (NaN) are ignored.
+
+    Args:
+        series: ``(composites, features)`` scaled features (e.g. a change region's median).
+        lo: First candidate composite (at least 1).
+        hi: Last candidate composite.
+        half: Composites on each side of a candidate.
+
+    Returns:
+        The composite index of the break (``lo`` when nothing in range was observed).
+    """
+    import warnings
+
+    best, best_jump = lo, -1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: unobserved composites
+        for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
+            jump = float(
+                np.linalg.norm(
+                    np.nanmedian(series[c : c + half], 0) - np.nanmedian(series[max(0, c - half) : c], 0)
+                )
+            )
+            if jump > best_jump:  # NaN compares False: skipped
+                best, best_jump = c, jump
+    return best

@@ -57,3 +57,7 @@ class DownloadError(EOError, OSError):
 
 class ChecksumError(DownloadError, ValueError):
     """A downloaded file does not match the checksum its provider published; it was quarantined."""
+
+
+class IncompleteOutputError(EOError, FileNotFoundError):
+    """A job's outputs are missing or partial (e.g. a block of an inference array); nothing was stored."""

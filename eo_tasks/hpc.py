@@ -13,7 +13,7 @@ import enum
 import io
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -199,6 +199,26 @@ _ACTIVE = {
 _RETRYABLE = {JobState.TIMEOUT, JobState.PREEMPTED, JobState.NODE_FAIL, JobState.BOOT_FAIL}
 
 
+def array_state(states: Sequence[JobState]) -> JobState:
+    """One state for a job array from its tasks' states.
+
+    Active while any task is (the most advanced active state); COMPLETED when all completed;
+    otherwise the first failure, preferring one a resubmission would not cure (FAILED over TIMEOUT),
+    so the array is only resubmitted when every failed task can be expected to succeed then.
+    """
+    if not states:
+        raise HPCError("a job with no tasks")
+    active = [s for s in states if not s.is_terminal]
+    if active:
+        order = [JobState.RUNNING, JobState.COMPLETING, JobState.CONFIGURING, JobState.REQUEUED,
+                 JobState.SUSPENDED, JobState.PENDING]  # fmt: skip
+        return min(active, key=order.index)
+    failed = [s for s in states if s != JobState.COMPLETED]
+    if not failed:
+        return JobState.COMPLETED
+    return next((s for s in failed if not s.is_retryable), failed[0])
+
+
 class SlurmClient:
     """Submits batch scripts to SLURM and follows them until they end.
 
@@ -242,27 +262,37 @@ class SlurmClient:
             )
         return job_id
 
-    def job_fields(self, job_id: str) -> dict[str, str]:
-        """Returns ``scontrol show job`` as a dict (empty once SLURM has forgotten the job)."""
+    def job_records(self, job_id: str) -> list[dict[str, str]]:
+        """``scontrol show job``, one dict per record (a job's, or each array task's; none once forgotten)."""
         result = self.shell.run(f"scontrol show job -o {shlex.quote(job_id)}")
         if result.exit_status != 0:
-            return {}
-        return dict(field.split("=", 1) for field in result.stdout.split() if "=" in field)
+            return []
+        return [
+            dict(field.split("=", 1) for field in line.split() if "=" in field)
+            for line in result.stdout.splitlines()
+            if line.strip()
+        ]
+
+    def job_fields(self, job_id: str) -> dict[str, str]:
+        """The first record of :meth:`job_records` (the job itself, or an array's first task)."""
+        records = self.job_records(job_id)
+        return records[0] if records else {}
 
     def exit_code(self, job_id: str) -> int | None:
-        """The batch script's exit code once the job ended (None while unknown)."""
-        code = self.job_fields(job_id).get("ExitCode", "")
-        return int(code.split(":")[0]) if code[:1].isdigit() else None
+        """The batch script's exit code once the job ended (an array's highest; None while unknown)."""
+        codes = [r.get("ExitCode", "") for r in self.job_records(job_id)]
+        known = [int(code.split(":")[0]) for code in codes if code[:1].isdigit()]
+        return max(known) if known and len(known) == len(codes) else None
 
     def state(self, job_id: str) -> JobState:
-        """The job's current state, from scontrol, or sacct once scontrol has forgotten it."""
-        fields = self.job_fields(job_id)
-        if "JobState" in fields:
-            return JobState.parse(fields["JobState"])
+        """The job's (or array's, :func:`array_state`) state, from scontrol, or sacct once it is forgotten."""
+        records = self.job_records(job_id)
+        if records and all("JobState" in r for r in records):
+            return array_state([JobState.parse(r["JobState"]) for r in records])
         result = self._run(f"sacct -n -X -P -o State -j {shlex.quote(job_id)}")
         if not result.stdout.strip():
             raise HPCError(f"job {job_id} is unknown to scontrol and sacct")
-        return JobState.parse(result.stdout.splitlines()[0])
+        return array_state([JobState.parse(line) for line in result.stdout.splitlines() if line.strip()])
 
     def wait(
         self,
@@ -296,11 +326,11 @@ class SlurmClient:
             time.sleep(poll_interval)
 
     def output(self, job_id: str) -> str:
-        """The job's standard output, read from the file SLURM wrote."""
-        path = self.job_fields(job_id).get("StdOut")
-        if not path:
+        """The job's standard output (an array's tasks one after another), read from SLURM's files."""
+        paths = [r["StdOut"] for r in self.job_records(job_id) if r.get("StdOut")]
+        if not paths:
             raise HPCError(f"job {job_id}: no StdOut path known")
-        return self._run(f"cat {shlex.quote(path)}").stdout
+        return self._run("cat " + " ".join(shlex.quote(p) for p in dict.fromkeys(paths))).stdout
 
     def cancel(self, job_id: str) -> None:
         """Cancels the job (a no-op for jobs that already ended)."""

@@ -30,13 +30,19 @@ def class_color_table() -> Any:
     return table
 
 
-def class_quicklook(classes: np.ndarray, path: Path, max_px: int = DEFAULT_MAX_PX) -> Path:
+FADED = 100  # quicklook palette entries FADED + code: a class colour faded towards white
+
+
+def class_quicklook(
+    classes: np.ndarray, path: Path, max_px: int = DEFAULT_MAX_PX, faded: np.ndarray | None = None
+) -> Path:
     """Writes a class map as a paletted PNG (temporary name, then rename).
 
     Args:
         classes: ``(rows, cols)`` platform class codes (0 = no data, transparent).
         path: Destination ``.png``.
         max_px: Longest side of the PNG; larger maps are decimated by nearest neighbour.
+        faded: Optional ``(rows, cols)`` mask of pixels drawn in a pale version of their colour.
 
     Returns:
         ``path``.
@@ -45,11 +51,18 @@ def class_quicklook(classes: np.ndarray, path: Path, max_px: int = DEFAULT_MAX_P
 
     gdal.UseExceptions()
     step = max(1, -(-max(classes.shape) // max_px))
-    image = np.ascontiguousarray(classes[::step, ::step], dtype=np.uint8)
+    image = classes.astype(np.uint8)
+    if faded is not None:
+        image = np.where(faded & (image != NODATA_CLASS), image + FADED, image).astype(np.uint8)
+    image = np.ascontiguousarray(image[::step, ::step])
     memory = gdal.GetDriverByName("MEM").Create("", image.shape[1], image.shape[0], 1, gdal.GDT_Byte)
     band = memory.GetRasterBand(1)
     band.WriteArray(image)
-    band.SetColorTable(class_color_table())
+    table = class_color_table()
+    for cls in CLASSES:
+        rgb = [int(cls.color[i : i + 2], 16) for i in (1, 3, 5)]
+        table.SetColorEntry(FADED + cls.code, (*(255 - (255 - v) // 4 for v in rgb), 255))
+    band.SetColorTable(table)
     band.SetColorInterpretation(gdal.GCI_PaletteIndex)
     band.SetNoDataValue(NODATA_CLASS)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +74,13 @@ def class_quicklook(classes: np.ndarray, path: Path, max_px: int = DEFAULT_MAX_P
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.aux.xml").unlink(missing_ok=True)
     return path
+
+
+def change_quicklook(
+    classes: np.ndarray, changed: np.ndarray, path: Path, max_px: int = DEFAULT_MAX_PX
+) -> Path:
+    """The changes in their new class's colour over a faded map (``changed``: the kept changes)."""
+    return class_quicklook(classes, path, max_px=max_px, faded=~changed)
 
 
 def raster_quicklook(raster: Path, path: Path, max_px: int = DEFAULT_MAX_PX) -> Path:

@@ -25,6 +25,66 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 
+@dataclass(frozen=True)
+class MapPaths:
+    """Where one AOI-year's outputs live: ``<data>/maps/<aoi>/<year>/`` (the AOI and year in every name).
+
+    Attributes:
+        root: The year's directory.
+        aoi: AOI name.
+        year: Map year.
+    """
+
+    root: Path
+    aoi: str
+    year: int
+
+    @classmethod
+    def for_year(cls, data_dir: Path, aoi: str, year: int) -> MapPaths:
+        """The layout of ``aoi``'s outputs for ``year``."""
+        return cls(data_dir / "maps" / aoi / str(year), aoi, year)
+
+    @property
+    def classes(self) -> Path:
+        """The annual land-cover map (COG, colour table)."""
+        return self.root / f"lc_{self.aoi}_{self.year}.tif"
+
+    @property
+    def changes(self) -> Path:
+        """The change raster (COG; bands: date as days since 1970-01-01, from-class, to-class)."""
+        return self.root / f"changes_{self.aoi}_{self.year}.tif"
+
+    @property
+    def classes_png(self) -> Path:
+        """Quicklook of the map."""
+        return map_quicklook_path(self.classes)
+
+    @property
+    def changes_png(self) -> Path:
+        """Quicklook of the changes over a grey map."""
+        return map_quicklook_path(self.changes)
+
+    @property
+    def annual_baseline(self) -> Path:
+        """The per-year classifier's map without sequence analysis (a baseline for evaluation)."""
+        return self.root / f"baseline_{self.aoi}_{self.year}.tif"
+
+    @property
+    def stac_item(self) -> Path:
+        """The year's STAC item."""
+        return self.root / f"{self.aoi}_{self.year}.json"
+
+    @property
+    def labels(self) -> Path:
+        """Per-block label sequences written by the inference job array."""
+        return self.root / "labels"
+
+
+def map_quicklook_path(cog: Path) -> Path:
+    """The PNG quicklook next to a map or change COG."""
+    return cog.with_suffix(".png")
+
+
 def _srs_wkt(epsg: int) -> str:
     from osgeo import osr
 
@@ -44,21 +104,10 @@ def _mem_raster(array: np.ndarray, grid: GridSpec, gdal_type: int) -> Any:
     return mem
 
 
-def write_class_cog(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
-    """Writes a class map as a COG with the platform's colour table and mode overviews, atomically."""
+def _write_cog(path: Path, mem: Any) -> Path:
+    """Copies an in-memory raster to a COG (mode overviews), under a temporary name, then renamed."""
     from osgeo import gdal
 
-    gdal.UseExceptions()
-    mem = _mem_raster(classes.astype(np.uint8), grid, gdal.GDT_Byte)
-    band = mem.GetRasterBand(1)
-    table = gdal.ColorTable()
-    for cls in CLASSES:
-        rgb = tuple(int(cls.color[i : i + 2], 16) for i in (1, 3, 5))
-        table.SetColorEntry(cls.code, (*rgb, 255))
-    table.SetColorEntry(NODATA_CLASS, (0, 0, 0, 0))
-    band.SetRasterColorTable(table)
-    band.SetNoDataValue(NODATA_CLASS)
-    band.SetDescription("land cover class")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -69,6 +118,45 @@ def write_class_cog(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_class_cog(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
+    """Writes a class map as a COG with the platform's colour table and mode overviews, atomically."""
+    from osgeo import gdal
+
+    from eo_tasks.quicklook import class_color_table
+
+    gdal.UseExceptions()
+    mem = _mem_raster(classes.astype(np.uint8), grid, gdal.GDT_Byte)
+    band = mem.GetRasterBand(1)
+    band.SetRasterColorTable(class_color_table())
+    band.SetNoDataValue(NODATA_CLASS)
+    band.SetDescription("land cover class")
+    return _write_cog(path, mem)
+
+
+def write_change_cog(
+    path: Path, days: np.ndarray, from_class: np.ndarray, to_class: np.ndarray, grid: GridSpec
+) -> Path:
+    """Writes the change raster: bands change date (days since 1970-01-01), from-class, to-class.
+
+    0 everywhere a pixel did not change (the no-data value).
+    """
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    changed = days > 0
+    rows, cols = days.shape
+    mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 3, gdal.GDT_Int32)
+    mem.SetGeoTransform(grid.geotransform)
+    mem.SetProjection(_srs_wkt(grid.epsg))
+    bands = {"change date (days since 1970-01-01)": days, "class before": from_class, "class after": to_class}
+    for i, (name, array) in enumerate(bands.items(), 1):
+        band = mem.GetRasterBand(i)
+        band.WriteArray(np.where(changed, array, 0).astype(np.int32))
+        band.SetNoDataValue(0)
+        band.SetDescription(name)
+    return _write_cog(path, mem)
 
 
 @dataclass(frozen=True)

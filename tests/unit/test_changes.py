@@ -37,7 +37,8 @@ def test_a_permanent_change_late_in_a_year_is_found_and_dated() -> None:
     result = _analyse(_sequence(TREE, [(44, STEPS, BARE)]), initial=[TREE])
     assert result.changed.tolist() == [True]
     assert abs(int(result.step[0]) - 44) <= 1
-    assert int(result.date_step[0]) == int(result.step[0]) - PARAMS.half
+    # the window at position k ends at composite k + 14 and flips half a window (7) after the ground
+    assert int(result.date_composite[0]) == int(result.step[0]) + PARAMS.window - 1 - PARAMS.window // 2
     assert (int(result.from_class[0]), int(result.to_class[0])) == (TREE, BARE)
 
 
@@ -104,10 +105,16 @@ def test_regions_below_ath_are_dropped_and_at_ath_kept() -> None:
 def test_changes_are_embedded_from_their_date_on() -> None:
     result = _analyse(_sequence(TREE, [(44, STEPS, BARE)]), _sequence(GRASS, []), initial=[TREE, GRASS])
     kept = result.changed.copy()
-    date = int(result.date_step[0])
-    assert embed_changes(np.array([TREE, GRASS]), result, kept, last_step=date - 1).tolist() == [TREE, GRASS]
-    assert embed_changes(np.array([TREE, GRASS]), result, kept, last_step=date).tolist() == [BARE, GRASS]
-    assert embed_changes(np.array([TREE, GRASS]), result, ~kept, last_step=STEPS).tolist() == [TREE, GRASS]
+    date = int(result.date_composite[0])
+    assert embed_changes(np.array([TREE, GRASS]), result, kept, last_composite=date - 1).tolist() == [
+        TREE,
+        GRASS,
+    ]
+    assert embed_changes(np.array([TREE, GRASS]), result, kept, last_composite=date).tolist() == [BARE, GRASS]
+    assert embed_changes(np.array([TREE, GRASS]), result, ~kept, last_composite=STEPS + 14).tolist() == [
+        TREE,
+        GRASS,
+    ]
 
 
 def test_median_filter_and_step_response() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eo_tasks.errors import EOError, HPCError, JobFailedError
-from eo_tasks.hpc import JobState
+from eo_tasks.hpc import JobState, array_state
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,21 @@ def test_job_templates_refuse_missing_values() -> None:
 
     with pytest.raises(jinja2.UndefinedError):
         render_job_script("probe.sbatch.j2", {"ntasks": 2})
+
+
+S = JobState
+
+
+@pytest.mark.parametrize(
+    ("tasks", "state"),
+    [
+        ([S.COMPLETED], S.COMPLETED),
+        ([S.COMPLETED, S.RUNNING, S.PENDING], S.RUNNING),  # an array is active while any task is
+        ([S.PENDING, S.PENDING], S.PENDING),
+        ([S.COMPLETED, S.COMPLETED, S.COMPLETED], S.COMPLETED),
+        ([S.COMPLETED, S.TIMEOUT], S.TIMEOUT),  # resubmitting cures it
+        ([S.TIMEOUT, S.FAILED, S.COMPLETED], S.FAILED),  # a resubmission would fail again
+    ],
+)
+def test_array_state(tasks: list[JobState], state: JobState) -> None:
+    assert array_state(tasks) is state
