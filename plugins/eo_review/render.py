@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+MIN_SIDE_PX = 1024
 MAX_SIDE_PX = 2048
 
 
@@ -36,7 +37,8 @@ def map_png(cog_path: str, extent_3857: Sequence[float]) -> bytes:
     except RuntimeError as exc:
         raise FileNotFoundError(f"cannot read map {cog_path}: {exc}") from exc
     xmin, ymin, xmax, ymax = extent_3857
-    side = min(max(src.RasterXSize, src.RasterYSize), MAX_SIDE_PX)
+    # At least MIN_SIDE_PX: a small map's rotated pixel edges stay straight lines, not stair steps.
+    side = min(max(src.RasterXSize, src.RasterYSize, MIN_SIDE_PX), MAX_SIDE_PX)
     scale = side / max(xmax - xmin, ymax - ymin)
     width, height = max(1, round((xmax - xmin) * scale)), max(1, round((ymax - ymin) * scale))
     warped = gdal.Warp(

@@ -142,7 +142,9 @@ async function refresh() {
 }
 
 form.addEventListener("change", (event) => {
-  if (event.target !== reviewer) refresh().catch((e) => say(e.message, true));
+  const done = (e) => say(e.message, true);
+  if (event.target === form.elements.year) refresh().catch(done);
+  else if (event.target === form.elements.status) loadChanges().catch(done);
 });
 form.addEventListener("submit", (event) => event.preventDefault());
 
