@@ -153,8 +153,10 @@ def apply_review(conn: PgConnection, review: Review) -> ReviewOutcome:
         names = ("aoi", "year", "from_class", "to_class", "new_class", "status", "change_date")
         before = dict(zip(names, found, strict=True))
         after = {**before, "new_class": review.new_class if review.action == "relabel" else None}
+        # Lock the maps (in year order): concurrent reviews of one map would otherwise each rewrite
+        # the COG from the same old pixels, and the later write would undo the earlier review.
         cur.execute(
-            "SELECT year, cog_path FROM lc_map WHERE aoi = %s AND year >= %s ORDER BY year",
+            "SELECT year, cog_path FROM lc_map WHERE aoi = %s AND year >= %s ORDER BY year FOR UPDATE",
             (before["aoi"], min(before["change_date"].year, before["year"])),
         )
         for year, cog_path in cur.fetchall():
