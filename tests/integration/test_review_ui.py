@@ -7,7 +7,9 @@ come from Airflow's SimpleAuthManager as in the api-server, so the login checks 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,25 @@ def test_a_logged_in_user_is_the_reviewer(
     assert _row(conn, seeded["late"])[:2] == ("rejected", "ana")
     page = client.get(f"/aoi/{AOI}", headers={"Authorization": f"Bearer {tokens['ana']}"})
     assert 'value="ana" readonly' in page.text
+
+
+def test_concurrent_reviews_of_one_map_both_land(
+    client: TestClient, store: tuple[Any, dict[str, Any]]
+) -> None:
+    """The api-server answers requests on a thread pool: two reviews rewriting the 2022 map at once."""
+    seeded = store[1]
+    barrier = threading.Barrier(2)
+
+    def reject(change_id: int) -> int:
+        barrier.wait()
+        url = f"/api/changes/{change_id}/review"
+        return client.post(url, json={"action": "reject", "reviewer": "rita"}).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(reject, (seeded["early"], seeded["late"]))) == [200, 200]
+    ds = gdal.Open(seeded["cogs"][2022])
+    assert not (ds.GetRasterBand(1).ReadAsArray() == BARE).any()  # both regions back to tree cover
+    assert client.get(f"/api/aois/{AOI}/stats").json()["areas"]["2022"]["bare"] == 0
 
 
 @pytest.mark.parametrize(
