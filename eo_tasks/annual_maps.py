@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -204,7 +205,9 @@ def refine_dates(
         features = (
             pixel_features(reflectance.transpose(1, 0, 2), cubes[0].band_names, include_indices) / scale
         )
-        median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
+            median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         composite[box][where] = break_composite(median, flip_end - window + 1, flip_end)
     days_of = np.array([(d - EPOCH).days for d in dates], dtype=np.int32)

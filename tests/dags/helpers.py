@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -43,3 +44,38 @@ def point_store_at(pg: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
         "password": pg["password"], "schema": pg["dbname"], "extra": {"options": pg["options"]},
     }  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(conn))
+
+
+def simulate_with_cubes(root: Path, name: str, seed: int, years: tuple[int, ...], composites: int) -> Path:
+    """A 64 x 64 simulated archive under ``root`` and one cube per year in ``root/cubes/<name>_<year>.h5``.
+
+    The cubes are built directly (``build_cube``) from the archive's scenes, as the preprocess DAG
+    would; the DAG tests then register them in their private schema.
+    """
+    import datetime as dt
+
+    from eo_tasks.aoi import AOIConfig
+    from eo_tasks.composite import Calendar
+    from eo_tasks.datacube import CubeSpec, build_cube
+    from eo_tasks.preprocess import SceneInput
+    from eo_tasks.providers.base import SearchQuery
+    from eo_tasks.providers.stac import LocalArchiveProvider
+    from eo_tasks.simulator import ScenarioConfig, simulate
+
+    config = ScenarioConfig.from_dict(
+        {"seed": seed, "width": 64, "height": 64, "years": list(years), "s2_per_year": 8, "l8_per_year": 2}
+    )
+    simulate(config, root)
+    aoi = AOIConfig.load(root / "aoi.yaml")
+    provider = LocalArchiveProvider(str(root / "catalog.json"))
+    for year in years:
+        search = SearchQuery(
+            bbox=aoi.grid.footprint_wgs84(),
+            start=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
+            end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
+            collections=("sentinel-2-l2a", "landsat-c2-l2"),
+        )
+        scenes = [SceneInput.in_place(r) for r in provider.search(search)]
+        spec = CubeSpec(aoi=name, grid=aoi.grid, year=year, calendar=Calendar(composites))
+        build_cube(scenes, spec, root / "cubes" / f"{name}_{year}.h5")
+    return root

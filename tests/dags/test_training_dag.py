@@ -7,7 +7,6 @@ private schema, and its outputs are checked against the simulator's truth.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 from osgeo import gdal
 
-from tests.dags.helpers import load_dag, point_store_at, query, task_states
+from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -36,32 +35,7 @@ SMALL = {
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 64 x 64 simulated archive of two years and one cube per year (12 composites)."""
-    from eo_tasks.aoi import AOIConfig
-    from eo_tasks.composite import Calendar
-    from eo_tasks.datacube import CubeSpec, build_cube
-    from eo_tasks.preprocess import SceneInput
-    from eo_tasks.providers.base import SearchQuery
-    from eo_tasks.providers.stac import LocalArchiveProvider
-    from eo_tasks.simulator import ScenarioConfig, simulate
-
-    root = tmp_path_factory.mktemp("sim") / "archive"
-    config = ScenarioConfig.from_dict(
-        {"seed": 5, "width": 64, "height": 64, "years": list(YEARS), "s2_per_year": 8, "l8_per_year": 2}
-    )
-    simulate(config, root)
-    aoi = AOIConfig.load(root / "aoi.yaml")
-    provider = LocalArchiveProvider(str(root / "catalog.json"))
-    for year in YEARS:
-        query = SearchQuery(
-            bbox=aoi.grid.footprint_wgs84(),
-            start=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
-            end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
-            collections=("sentinel-2-l2a", "landsat-c2-l2"),
-        )
-        scenes = [SceneInput.in_place(r) for r in provider.search(query)]
-        spec = CubeSpec(aoi="trainsim", grid=aoi.grid, year=year, calendar=Calendar(COMPOSITES))
-        build_cube(scenes, spec, root / "cubes" / f"trainsim_{year}.h5")
-    return root
+    return simulate_with_cubes(tmp_path_factory.mktemp("sim") / "archive", "trainsim", 5, YEARS, COMPOSITES)
 
 
 @pytest.fixture
