@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,3 +45,45 @@ def test_class_scores() -> None:
     per_class = result["per_class"]
     assert per_class[1] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "pixels": 2}
     assert per_class[2]["precision"] == pytest.approx(2 / 3) and per_class[3]["f1"] == 1.0
+
+
+def _days(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days
+
+
+def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
+    from eo_tasks.aoi import GridSpec
+    from eo_tasks.composite import Calendar
+    from eo_tasks.evaluate import Truth, evaluate_aoi
+    from eo_tasks.store import write_change_cog, write_class_cog
+
+    grid = GridSpec(epsg=32632, bounds=(600000.0, 5099800.0, 600200.0, 5100000.0), resolution=10.0)  # 20 x 20
+    before = np.full(grid.shape, 4, dtype=np.uint8)
+    after = before.copy()
+    after[:5, :5] = 6  # cleared on 2022-06-20: to be found
+    truth_days = np.where(after != before, _days(dt.date(2022, 6, 20)), 0)
+    truth_days[15:, 15:] = _days(dt.date(2021, 3, 1))  # before mid-2021: part of the initial map, not scored
+    truth_2021 = before.copy()
+    truth_2021[15:, 15:] = 3
+    truth_2022 = after.copy()
+    truth_2022[15:, 15:] = 3
+    write_class_cog(tmp_path / "truth" / "landcover_2021.tif", truth_2021, grid)
+    write_class_cog(tmp_path / "truth" / "landcover_2022.tif", truth_2022, grid)
+    write_change_cog(tmp_path / "truth" / "change_date.tif", truth_days, before, after, grid)  # band 1: dates
+    ours = {2021: write_class_cog(tmp_path / "m21.tif", truth_2021, grid),
+            2022: write_class_cog(tmp_path / "m22.tif", truth_2022, grid)}  # fmt: skip
+    found = np.where(after != before, _days(dt.date(2022, 7, 5)), 0)  # one composite late (24 a year)
+    changes = {2022: write_change_cog(tmp_path / "c22.tif", found, before, after, grid)}
+    noisy = truth_2022.copy()
+    noisy[10, :] = 2  # a baseline that flickers a row of pixels
+    baseline = {2021: ours[2021], 2022: write_class_cog(tmp_path / "b22.tif", noisy, grid)}
+
+    report = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar(24))
+
+    assert report["scored_pixels"] == 400 - 25 and report["truth_changed_pixels"] == 25
+    method, flicker = report["methods"]
+    assert method["change"]["f1"] == 1.0 and method["agreement_unchanged"] == 1.0
+    assert method["dates"]["within_one"] == 1.0 and method["dates"]["mean_abs"] == 1.0
+    assert method["maps"]["2022"]["overall_accuracy"] == 1.0
+    assert flicker["change"]["precision"] == pytest.approx(25 / 45) and flicker["dates"] is None
+    assert flicker["agreement_unchanged"] == pytest.approx(1 - 20 / 350)  # on never-changed pixels

@@ -1,0 +1,101 @@
+"""A year's map from hand-made label sequences: embedded changes, dropped small regions, dates, blocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eo_tasks.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
+from eo_tasks.aoi import GridSpec
+from eo_tasks.changes import ChangeParams, break_composite
+from eo_tasks.errors import IncompleteOutputError
+from eo_tasks.infer import BLOCK_FILE, write_block
+
+GRASS, TREE, BARE, SNOW = 3, 4, 6, 7
+W, N = 15, 24  # window, composites per year
+PARAMS = ChangeParams(window=W, median=5, ath=100)
+DATES = [dt.date(2021, 1, 8) + dt.timedelta(days=15 * k) for k in range(2 * N)]
+
+
+def _series(labels: np.ndarray, annual: np.ndarray | None = None) -> LabelSeries:
+    return LabelSeries(labels=labels, confidence=np.full(labels.shape, 90, np.uint8),
+                       annual=labels[-1] if annual is None else annual, composite_dates=DATES, window=W,
+                       model_id="m")  # fmt: skip
+
+
+def _two_years() -> tuple[np.ndarray, np.ndarray]:
+    """A 30 x 30 forest; a 12 x 12 clearing (144 px) and a 9 x 11 one (99 px) from position 20 on; snow."""
+    positions = 2 * N - W + 1
+    previous = np.full((30, 30), TREE, dtype=np.uint8)
+    labels = np.repeat(previous[None], positions, axis=0)
+    labels[20:, 2:14, 2:14] = BARE
+    labels[20:, 18:27, 18:29] = BARE
+    labels[5:9, 0, :] = SNOW  # a winter of snow on the first row: seasonal, not a change
+    labels[27:31, 0, :] = SNOW
+    return labels, previous
+
+
+def test_the_first_year_map_is_the_per_year_label_without_changes() -> None:
+    annual = np.full((4, 4), GRASS, dtype=np.uint8)
+    result = first_year_map(_series(np.full((10, 4, 4), TREE, np.uint8), annual))
+    assert (result.classes == GRASS).all() and not result.changed.any()
+
+
+def test_changes_are_embedded_into_the_previous_map_and_small_ones_dropped() -> None:
+    labels, previous = _two_years()
+    result = next_year_map(_series(labels), previous, PARAMS)
+    expected = previous.copy()
+    expected[2:14, 2:14] = BARE  # 144 px >= ath; the 99 px clearing is dropped; snow is seasonal
+    np.testing.assert_array_equal(result.classes, expected)
+    np.testing.assert_array_equal(result.changed, expected != previous)
+    assert (result.to_class[result.changed] == BARE).all() and (
+        result.from_class[result.changed] == TREE
+    ).all()
+    # Dated half a window before the first window that shows it: its last composite minus w // 2.
+    composite = 20 + W - 1 - W // 2
+    assert set(result.change_composite[result.changed].tolist()) == {composite}
+    assert set(result.change_days[result.changed].tolist()) == {(DATES[composite] - dt.date(1970, 1, 1)).days}
+    assert (result.change_composite[~result.changed] == -1).all() and (
+        result.change_days[~result.changed] == 0
+    ).all()
+
+
+def test_the_analysis_refuses_labels_from_another_window() -> None:
+    labels, previous = _two_years()
+    with pytest.raises(ValueError, match="windows of 15"):
+        next_year_map(_series(labels), previous, ChangeParams(window=9))
+
+
+def test_a_break_in_a_seasonal_series_is_found_where_the_level_jumps() -> None:
+    t = np.arange(48)
+    season = 0.2 * np.sin(2 * np.pi * t / 24)[:, None]
+    series = np.concatenate([season + 0.5, season - 0.1], axis=1)  # two features
+    series[30:, 0] -= 0.6  # a cleared forest: the first feature drops at composite 30
+    series[[12, 13, 31], :] = np.nan  # clouds
+    assert break_composite(series, 22, 36) == 30
+    assert break_composite(np.full((48, 2), np.nan), 22, 36) == 22  # nothing observed: the range's start
+
+
+def test_blocks_are_mosaicked_and_a_missing_block_is_an_error(tmp_path: Path) -> None:
+    grid = GridSpec(epsg=32632, bounds=(0.0, 0.0, 200.0, 300.0), resolution=10.0)  # 30 rows x 20 cols
+    attrs = {"window": W, "model_id": "m", "composite_dates": '["2021-01-08", "2021-01-23"]'}
+    for row0 in (0, 16):
+        for col0 in (0, 16):
+            rows, cols = min(16, 30 - row0), min(16, 20 - col0)
+            block = {"labels": np.full((2, rows, cols), row0 + col0 + 1, np.uint8),
+                     "confidence": np.zeros((2, rows, cols), np.uint8),
+                     "annual": np.full((rows, cols), 9, np.uint8)}  # fmt: skip
+            write_block(tmp_path / BLOCK_FILE.format(row0=row0, col0=col0), block, attrs)
+    series = read_labels(tmp_path, grid, 16)
+    assert (
+        series.labels.shape == (2, 30, 20) and series.labels[1, 29, 19] == 33 and series.labels[0, 0, 0] == 1
+    )
+    assert (
+        series.composite_dates == [dt.date(2021, 1, 8), dt.date(2021, 1, 23)] and (series.annual == 9).all()
+    )
+    (tmp_path / BLOCK_FILE.format(row0=16, col0=0)).unlink()
+    with pytest.raises(IncompleteOutputError, match="block_r00016_c00000"):
+        read_labels(tmp_path, grid, 16)
