@@ -15,8 +15,11 @@ GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), r
 
 
 def test_items_resolve_and_link_back(tmp_path: Path) -> None:
-    provenance = {"model_card": "/models/m1/model_card.json", "cubes": ["/cubes/a_2021.h5", "/cubes/a_2022.h5"],
-                  "scenes": ["S2A_1", "LC08_2"]}  # fmt: skip
+    provenance = {
+        "model_card": "/models/m1/model_card.json",
+        "cubes": ["/cubes/a_2021.h5", "/cubes/a_2022.h5"],
+        "scenes": ["S2A_1", "LC08_2"],
+    }
     for year in (2021, 2022):
         paths = MapPaths.for_year(tmp_path, "alps", year)
         write_year_item(tmp_path, "alps", year, GRID, paths, "m1", provenance, n_changes=year - 2020)
