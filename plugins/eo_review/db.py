@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 STORE_CONN_ID = "eo_postgis"
 STATUSES = ("pending", "approved", "rejected")
+_MIGRATED: set[str] = set()  # connections migrated by this process
 
 
 def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
@@ -32,7 +33,7 @@ def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
         conn_id: The Airflow connection of the PostGIS store.
 
     Returns:
-        An open connection; the caller closes it.
+        An open connection (migrations applied once per process); the caller closes it.
     """
     import psycopg2
     from airflow.models.connection import Connection
@@ -48,7 +49,9 @@ def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
         connect_timeout=10,
         **extra,
     )
-    migrate(pg)  # a fresh store has no lc_map yet: an empty list beats an error page
+    if conn_id not in _MIGRATED:  # a fresh store has no lc_map yet: an empty list beats an error page
+        migrate(pg)
+        _MIGRATED.add(conn_id)
     return pg
 
 

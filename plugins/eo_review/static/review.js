@@ -2,6 +2,13 @@
 // polygon's popup, and two charts. Data comes from the plugin's JSON API (same origin).
 "use strict";
 
+if (typeof L === "undefined" || typeof Chart === "undefined") {
+  document.getElementById("message").textContent =
+    "Leaflet or Chart.js is missing on the server: run `bash scripts/setup.sh orchestration` (npm ci).";
+  document.getElementById("message").className = "error";
+  throw new Error("eo-review: browser libraries not installed");
+}
+
 const root = document.getElementById("review");
 const base = root.dataset.base;
 const aoi = encodeURIComponent(root.dataset.aoi);
