@@ -26,6 +26,7 @@ import numpy as np
 
 from eo_tasks.datacube import Cube
 from eo_tasks.errors import ConfigError
+from eo_tasks.files import atomic_path
 from eo_tasks.preprocess import Block, blocks
 
 if TYPE_CHECKING:
@@ -192,15 +193,10 @@ def write_block(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any]
     """Writes a block file under a temporary name, then renames it into place."""
     import h5py
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name, array in arrays.items():
-                f.create_dataset(name, data=array, compression="gzip", compression_opts=1)
-            f.attrs.update(attrs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, array in arrays.items():
+            f.create_dataset(name, data=array, compression="gzip", compression_opts=1)
+        f.attrs.update(attrs)
 
 
 def run_job(job: InferenceJob, log: Callable[[str], None] = print) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eo_tasks.aoi import GridSpec
+from eo_tasks.files import atomic_path
 from eo_tasks.store import MapPaths
 
 STAC_VERSION = "1.0.0"
@@ -22,10 +23,8 @@ PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.jso
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def footprint_lonlat(grid: GridSpec) -> list[list[float]]:

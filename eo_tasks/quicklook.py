@@ -8,13 +8,13 @@ neighbour, never blending classes) to at most ``max_px`` on their longer side.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from eo_tasks.classes import CLASSES, NODATA_CLASS
+from eo_tasks.files import atomic_path
 
 DEFAULT_MAX_PX = 1024
 
@@ -65,13 +65,8 @@ def class_quicklook(
     band.SetColorTable(table)
     band.SetColorInterpretation(gdal.GCI_PaletteIndex)
     band.SetNoDataValue(NODATA_CLASS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         gdal.GetDriverByName("PNG").CreateCopy(str(tmp), memory, strict=0, options=["ZLEVEL=9"])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
         Path(f"{tmp}.aux.xml").unlink(missing_ok=True)
     return path
 

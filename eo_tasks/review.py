@@ -9,8 +9,10 @@ and the maps follow it, as in Sedona et al. (2023):
 - **reject**: the pixels return to the class before the change in the maps from the detection year on.
 
 Only pixels inside the change polygon that still hold the class being replaced are rewritten, so a
-later change over the same place is never overwritten. The COGs are rewritten atomically and the
-``lc_map`` class areas updated in the same database transaction as the review itself.
+later change over the same place is never overwritten. The review, the ``lc_map`` class areas and
+row locks on the maps concerned (so concurrent reviews of one map queue) form one transaction; each
+COG is replaced atomically inside it, just before the commit — if the commit itself failed, the
+files would be ahead of the rows until the next review or re-run of that year.
 """
 
 from __future__ import annotations

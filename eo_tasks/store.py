@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from eo_tasks.aoi import GridSpec
 from eo_tasks.classes import CLASSES, NODATA_CLASS
+from eo_tasks.files import atomic_path
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -108,15 +108,10 @@ def _write_cog(path: Path, mem: Any) -> Path:
     """Copies an in-memory raster to a COG (mode overviews), under a temporary name, then renamed."""
     from osgeo import gdal
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         gdal.GetDriverByName("COG").CreateCopy(
             str(tmp), mem, options=["COMPRESS=DEFLATE", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"]
         )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
