@@ -14,6 +14,7 @@ so the page then asks for the reviewer's name; otherwise the logged-in user's na
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-NODE_MODULES = HERE / "node_modules"
+# Installed next to the plugin by scripts/setup.sh; the docker image installs them elsewhere, since
+# compose mounts plugins/ read-only from the host.
+NODE_MODULES = Path(os.environ.get("EO_REVIEW_NODE_MODULES", HERE / "node_modules"))
 ANONYMOUS_ADMIN = "Anonymous"  # the one user of SimpleAuthManager's all-admins mode
 Status = Literal["pending", "approved", "rejected"]
 
