@@ -1,0 +1,58 @@
+"""The end of `make demo`: what the yearly maps hold, what was found vs the truth, where to look.
+
+Usage: ``demo_summary.py AOI EVALUATION_TXT`` (the text `eo-tasks evaluate` printed); reads PostGIS
+through the ``eo_postgis`` Airflow connection.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import psycopg2
+from airflow.models.connection import Connection
+
+from eo_tasks.classes import CLASSES
+from eo_tasks.store import MapPaths
+
+
+def main(aoi: str, evaluation: str) -> None:
+    """Prints the summary."""
+    data = Path(os.environ["EO_DATA_DIR"])
+    c = Connection.get_connection_from_secrets("eo_postgis")
+    args = {"host": c.host, "port": c.port, "user": c.login, "password": c.password, "dbname": c.schema}
+    with closing(psycopg2.connect(**args)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT year, class_areas_ha, model_id FROM lc_map WHERE aoi = %s ORDER BY year", (aoi,))
+        maps = cur.fetchall()
+        cur.execute(
+            "SELECT year, count(*), round((sum(area_m2) / 1e4)::numeric, 1), min(change_date), "
+            "max(change_date) FROM lc_change WHERE aoi = %s GROUP BY year ORDER BY year",
+            (aoi,),
+        )
+        changes = {row[0]: row[1:] for row in cur.fetchall()}
+    print(f"\nYearly land-cover maps of {aoi} (class areas in ha; model {maps[-1][2]}):")
+    print("  year " + "".join(f"{c.name[:10]:>11}" for c in CLASSES))
+    for year, areas, _ in maps:
+        print(f"  {year} " + "".join(f"{areas[c.name]:11.1f}" for c in CLASSES))
+    print("\nPermanent changes found (pending review):")
+    for year, _, _ in maps:
+        n, ha, first, last = changes.get(year, (0, 0, None, None))
+        print(f"  {year}: {n} polygons, {ha} ha" + (f", dated {first} .. {last}" if n else ""))
+    print("\nAgainst the simulator's truth (eo-tasks evaluate):")
+    print("  " + evaluation.strip().replace("\n", "\n  "))
+    print("\nPictures and files:")
+    for year, _, _ in maps:
+        paths = MapPaths.for_year(data, aoi, year)
+        print(f"  {year}: {paths.classes_png}  {paths.changes_png}")
+    print(f"  STAC catalog of the outputs: {data / 'maps' / aoi / 'catalog.json'}")
+    print(f"  random-forest maps: {data / 'training' / aoi}/rf_map_*.png")
+    port = os.environ["EO_AIRFLOW_PORT"]
+    print(
+        f"\nReview the changes: http://127.0.0.1:{port}/eo-review/aoi/{aoi}  (Airflow: http://127.0.0.1:{port}/)"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]).read_text())
