@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 
@@ -14,3 +17,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _connections(airflow_connections: None) -> None:
     """Hooks used outside a task find the platform's connections (see tests/conftest.py)."""
+
+
+@pytest.fixture
+def conn(pg_schema: dict[str, Any]) -> Iterator[Any]:
+    """A psycopg2 connection to a private, migrated schema of the real PostGIS store."""
+    import psycopg2
+
+    from eo_tasks.catalog import migrate
+
+    connection = psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})
+    migrate(connection)
+    yield connection
+    connection.close()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg2
 import pytest
 
 from eo_tasks.aoi import GridSpec
-from eo_tasks.catalog import migrate
 from eo_tasks.classes import CLASS_BY_NAME
 from eo_tasks.errors import CatalogError, ConfigError
 from eo_tasks.review import Review, apply_review, read_class_map
@@ -20,14 +17,6 @@ from eo_tasks.store import MapPaths, change_regions, class_areas, replace_year, 
 
 GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), resolution=10.0)  # 64 x 64
 TREE, BARE, GRASS = (CLASS_BY_NAME[n].code for n in ("tree_cover", "bare", "grassland"))
-
-
-@pytest.fixture
-def conn(pg_schema: dict[str, Any]) -> Iterator[Any]:
-    connection = psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def _store(conn: Any, data: Path) -> dict[int, Path]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +12,11 @@ import pytest
 from osgeo import gdal
 
 from eo_tasks.aoi import GridSpec
-from eo_tasks.catalog import migrate
 from eo_tasks.classes import CLASS_BY_NAME
 from eo_tasks.store import change_regions, class_areas, replace_year, write_class_cog
 
 GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), resolution=10.0)  # 64 x 64
 TREE, BARE = CLASS_BY_NAME["tree_cover"].code, CLASS_BY_NAME["bare"].code
-
-
-@pytest.fixture
-def conn(pg_schema: dict[str, Any]) -> Iterator[Any]:
-    connection = psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def _changes() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
