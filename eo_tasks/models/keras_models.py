@@ -98,7 +98,8 @@ def load_forward(path: Path) -> Callable[[np.ndarray], np.ndarray]:
         Normalized features → logits, as numpy arrays.
     """
     model = tf.keras.models.load_model(path, compile=False)
-    # XLA-compiled (one compilation per batch shape, cached): about 1.2-1.4x the pixel-windows/s of the
-    # plain graph for the published shapes on a CPU, probabilities within 1e-6 (benchmarks/infer).
+    # XLA-compiled (one compilation per batch shape, cached; probabilities within 1e-6 of the plain graph):
+    # on a 2-core CPU about 1.3x the pixel-windows/s for the published LSTM, 1.0-1.2x for the published
+    # Transformer, 0.9-1.0x for the small demo shape (benchmarks/infer).
     step = tf.function(lambda x: model(x, training=False), jit_compile=True, reduce_retracing=True)
     return lambda x: step(tf.convert_to_tensor(x)).numpy()
