@@ -15,7 +15,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
-from airflow.sdk import Asset, PokeReturnValue, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, PokeReturnValue, dag, task
 from eo_common import store_connection
 from eo_slurm import SlurmJobOperator
 
@@ -62,7 +62,9 @@ def build_maps_dag(aoi: AOIConfig) -> None:
 
     @dag(
         dag_id=f"maps_{aoi.name}",
-        schedule="@yearly",
+        # Data intervals, not Airflow 3's default trigger timetable: the run of logical date Y-01-01
+        # covers [Y-01-01, Y+1-01-01) and starts once that year is over.
+        schedule=CronDataIntervalTimetable("@yearly", timezone="UTC"),
         start_date=pendulum.datetime(aoi.first_year, 1, 1, tz="UTC"),
         end_date=None if aoi.last_year is None else pendulum.datetime(aoi.last_year, 12, 31, tz="UTC"),
         catchup=True,

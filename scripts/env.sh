@@ -38,6 +38,8 @@ export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
 export AIRFLOW__API__PORT="$EO_AIRFLOW_PORT"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+# Where task runners and the triggerer reach the Task Execution API (the api-server's port).
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$EO_AIRFLOW_PORT/execution/}"
 # Local auth: Airflow 3's SimpleAuthManager with everyone an admin and no login page, which is
 # fine for this loopback-only stack and wrong anywhere else (docker-compose.yml sets real users).
 # The review UI then asks each reviewer for their name.

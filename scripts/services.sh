@@ -2,7 +2,9 @@
 # Private, loopback-only services for development, tests and the demo:
 #   postgres (PostGIS store + Airflow metadata), sshd (the "HPC login node"),
 #   munge + slurmctld + slurmd (a single-node SLURM), airflow (DB migration, connections, pools,
-#   the api-server with the UI and the change-review plugin).
+#   the api-server with the UI and the change-review plugin); optional: scheduler (Airflow's
+#   scheduler, DAG processor and triggerer, for scheduled runs and backfills; `up` starts it only
+#   when named, `down` stops it too).
 # Usage: services.sh up|down|status [service...]
 # State lives under $EO_RUN_DIR. `up` and `down` are idempotent and `down` stops only
 # processes whose pid files this script wrote.
@@ -269,6 +271,38 @@ airflow_status() {
 
 airflow_down() { stop_pidfile airflow-api-server "$AIRFLOW_API_PID"; }  # the metadata DB lives in postgres
 
+# --- Airflow's scheduler, DAG processor and triggerer: scheduled runs and backfills (optional) --
+SCHEDULER_PARTS=(dag-processor triggerer scheduler)
+
+scheduler_up() {
+  airflow_up >/dev/null
+  local part pidfile
+  for part in "${SCHEDULER_PARTS[@]}"; do
+    pidfile="$EO_RUN_DIR/airflow-$part.pid"
+    pid_alive "$pidfile" && continue
+    eo_log "airflow $part: starting (log $AIRFLOW_HOME/$part.log)"
+    setsid "$EO_VENV/bin/airflow" "$part" </dev/null >>"$AIRFLOW_HOME/$part.log" 2>&1 &
+    echo $! >"$pidfile"
+  done
+  sleep 5
+  scheduler_status
+}
+
+scheduler_status() {
+  local part
+  for part in "${SCHEDULER_PARTS[@]}"; do
+    pid_alive "$EO_RUN_DIR/airflow-$part.pid" || { echo "scheduler: airflow $part is not running"; return 1; }
+  done
+  echo "scheduler: ok, ${SCHEDULER_PARTS[*]} running (DAGs start paused: unpause them in the UI)"
+}
+
+scheduler_down() {
+  local i
+  for ((i = ${#SCHEDULER_PARTS[@]} - 1; i >= 0; i--)); do
+    stop_pidfile "airflow ${SCHEDULER_PARTS[i]}" "$EO_RUN_DIR/airflow-${SCHEDULER_PARTS[i]}.pid"
+  done
+}
+
 # ----------------------------------------------------------------------------------------
 main() {
   local action=${1:-}; shift || true
@@ -279,12 +313,13 @@ main() {
     up)
       for s in "${services[@]}"; do "${s}_up"; done ;;
     down)
+      (($#)) || services+=(scheduler)  # stopped first, if it runs
       for ((i = ${#services[@]} - 1; i >= 0; i--)); do "${services[i]}_down"; done ;;
     status)
       local rc=0
       for s in "${services[@]}"; do "${s}_status" || { echo "$s: DOWN"; rc=1; }; done
       return $rc ;;
-    *) eo_die "usage: services.sh up|down|status [${ALL_SERVICES[*]}]" ;;
+    *) eo_die "usage: services.sh up|down|status [${ALL_SERVICES[*]} scheduler]" ;;
   esac
 }
 
