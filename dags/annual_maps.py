@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import Asset, CronDataIntervalTimetable, PokeReturnValue, dag, task
 from eo_common import store_connection
 from eo_slurm import SlurmJobOperator
@@ -63,7 +63,8 @@ def build_maps_dag(aoi: AOIConfig) -> None:
     @dag(
         dag_id=f"maps_{aoi.name}",
         # Data intervals, not Airflow 3's default trigger timetable: the run of logical date Y-01-01
-        # covers [Y-01-01, Y+1-01-01) and starts once that year is over.
+        # covers [Y-01-01, Y+1-01-01) and starts once that year is over. Everything keys on the
+        # logical date's year, so `dags test maps_<aoi> Y-01-01` and backfills make the map of Y too.
         schedule=CronDataIntervalTimetable("@yearly", timezone="UTC"),
         start_date=pendulum.datetime(aoi.first_year, 1, 1, tz="UTC"),
         end_date=None if aoi.last_year is None else pendulum.datetime(aoi.last_year, 12, 31, tz="UTC"),
@@ -90,12 +91,15 @@ def build_maps_dag(aoi: AOIConfig) -> None:
         },
     )
     def maps() -> None:
-        wait = TimeDeltaSensor(
-            task_id="wait_for_lag", delta=timedelta(days=aoi.maps.lag_days), deferrable=True
+        # The map of year Y (logical date Y-01-01, scheduled or by hand) waits for Y's end plus the lag.
+        lag = aoi.maps.lag_days
+        wait = DateTimeSensorAsync(
+            task_id="wait_for_lag",
+            target_time="{{ logical_date.start_of('year').add(years=1, days=" + str(lag) + ").isoformat() }}",
         )
 
         @task.sensor(poke_interval=3600, timeout=7 * 86400, mode="reschedule")
-        def inputs(data_interval_start: Any = None) -> PokeReturnValue:
+        def inputs(logical_date: Any = None) -> PokeReturnValue:
             """The inference job's values once the year's cube(s), a model and the previous map exist."""
             from airflow.sdk import Connection
 
@@ -105,7 +109,7 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             from eo_tasks.store import MapPaths
 
             config = AOIConfig.load(aoi.source_file)
-            year = data_interval_start.year
+            year = logical_date.year  # the data interval's year: [Y-01-01, Y+1-01-01)
             years = [year - 1, year] if year > config.first_year else [year]
             with closing(store_connection()) as conn:
                 migrate(conn)
