@@ -83,6 +83,10 @@ def test_paths_expand_environment_variables(tmp_path: Path, monkeypatch: pytest.
         ("first_year", None, r"AOI\.first_year: missing"),
         ("hpc", {"time_limit": "two hours"}, r"hpc\.time_limit: expected"),
         ("model", {"backend": "jax"}, r"model\.backend: expected tensorflow or pytorch"),
+        ("maps", {"median": 4}, r"maps\.median: must be odd"),
+        ("maps", {"window": 1}, r"maps\.window: must be at least 2"),
+        ("maps", {"array_tasks": 0}, r"maps: .*array_tasks 1\.\.1000"),
+        ("maps", {"lag": 3}, r"maps: unknown field"),
         ("colour", "red", r"unknown field\(s\) \['colour'\]"),
     ],
 )
