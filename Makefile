@@ -37,6 +37,7 @@ demo: setup services-up   ## simulated AOI (aois/demo.yaml) through the DAGs tha
 bench:            ## benchmarks against what a user would otherwise use (results in benchmarks/results/)
 	.venv/bin/python -m pip install -q -r requirements/bench.in -c requirements/orchestration.lock
 	$(ENV) .venv/bin/python benchmarks/preprocess/run.py --out benchmarks/results/preprocess.json
+	$(ENV) .venv-compute/bin/python benchmarks/infer/run.py --out benchmarks/results/infer.json
 
 clean: services-down
 	rm -rf .run
