@@ -162,12 +162,13 @@ def _run_length_from(differs: np.ndarray, start: np.ndarray) -> np.ndarray:
 
 def _mode_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Most frequent value of each column among the rows where ``mask`` is True (0 where none)."""
-    codes = np.where(mask, values, 0).astype(np.int64)
-    n_classes = int(codes.max()) + 1
-    counts = np.zeros((n_classes, codes.shape[1]), dtype=np.int32)
-    for k in range(1, n_classes):
-        counts[k] = np.sum(codes == k, axis=0)
-    return np.argmax(counts, axis=0)
+    codes = np.where(mask, values, 0)
+    present = np.unique(codes)
+    present = present[present != 0]  # only the codes that occur: 9 classes, whatever their values
+    if present.size == 0:
+        return np.zeros(codes.shape[1], dtype=np.int64)
+    counts = np.stack([np.sum(codes == code, axis=0) for code in present])
+    return np.where(counts.max(axis=0) > 0, present[counts.argmax(axis=0)], 0).astype(np.int64)
 
 
 def drop_small_regions(changed: np.ndarray, ath: int) -> np.ndarray:
