@@ -31,8 +31,8 @@ test: setup services-up lint typecheck   ## everything, against the real service
 	$(ENV) EO_REQUIRE_SERVICES=1 $(PY) -m pytest -v tests --ignore=tests/compute
 	$(ENV) .venv-compute/bin/python -m pytest -v tests/compute   # models + training, compute environment
 
-demo: setup services-up   ## simulated AOI (aois/demo.yaml) through the DAGs that exist so far
-	$(ENV) bash scripts/demo.sh
+demo: setup services-up   ## simulated AOI (aois/demo.yaml) through every DAG to yearly maps; DEMO_ARGS=--large for more
+	$(ENV) bash scripts/demo.sh $(DEMO_ARGS)
 
 bench:            ## benchmarks against what a user would otherwise use (results in benchmarks/results/)
 	.venv/bin/python -m pip install -q -r requirements/bench.in -c requirements/orchestration.lock
