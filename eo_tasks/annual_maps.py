@@ -122,6 +122,12 @@ class YearResult:
     change_composite: np.ndarray
 
 
+def composite_days(composite: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:
+    """Composite indices (−1: none) as dates in days since 1970-01-01 (0: none)."""
+    days_of = np.array([(d - EPOCH).days for d in dates], dtype=np.int32)
+    return np.where(composite >= 0, days_of[np.clip(composite, 0, len(dates) - 1)], 0).astype(np.int32)
+
+
 def first_year_map(series: LabelSeries) -> YearResult:
     """The first year's map: the per-year classifier's label of the year's whole series, no changes.
 
@@ -156,8 +162,7 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
         rows, cols
     )
     composite = np.where(changed.ravel(), result.date_composite, -1).reshape(rows, cols).astype(np.int32)
-    days_of = np.array([(d - EPOCH).days for d in series.composite_dates], dtype=np.int32)
-    days = np.where(composite >= 0, days_of[np.clip(composite, 0, last)], 0).astype(np.int32)
+    days = composite_days(composite, series.composite_dates)
     return YearResult(
         classes=classes.astype(np.uint8),
         changed=changed,
@@ -210,9 +215,7 @@ def refine_dates(
             median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         composite[box][where] = break_composite(median, flip_end - window + 1, flip_end)
-    days_of = np.array([(d - EPOCH).days for d in dates], dtype=np.int32)
-    days = np.where(composite >= 0, days_of[np.clip(composite, 0, len(dates) - 1)], 0).astype(np.int32)
-    return replace(result, change_composite=composite, change_days=days)
+    return replace(result, change_composite=composite, change_days=composite_days(composite, dates))
 
 
 @dataclass(frozen=True)
