@@ -35,7 +35,7 @@ from eo_tasks.changes import (
 )
 from eo_tasks.classes import NODATA_CLASS
 from eo_tasks.datacube import Cube
-from eo_tasks.errors import IncompleteOutputError
+from eo_tasks.errors import ConfigError, IncompleteOutputError
 from eo_tasks.infer import BLOCK_FILE
 from eo_tasks.preprocess import blocks
 
@@ -152,7 +152,7 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
         The year's map and changes.
     """
     if series.window != params.window:
-        raise ValueError(f"labels come from windows of {series.window}, the analysis expects {params.window}")
+        raise ConfigError(f"labels from windows of {series.window}, the analysis expects {params.window}")
     n_pos, rows, cols = series.labels.shape
     result = analyse_sequences(series.labels.reshape(n_pos, -1), previous.ravel(), params)
     valid = (previous.ravel() != NODATA_CLASS) & (result.to_class != NODATA_CLASS)
