@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a simulated Alpine valley through the platform's DAGs, from scenes to yearly maps and
 # changes, then a summary scored against the simulator's truth.
-#   scripts/demo.sh            256 x 256 px, 2021-2022 (aois/demo.yaml): about 8 minutes on 2 cores
+#   scripts/demo.sh            256 x 256 px, 2021-2022 (aois/demo.yaml): about 4.5 minutes on 2 cores
 #   scripts/demo.sh --large    512 x 512 px, 2020-2022 (AOI demo_large, written under .run/aois)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
