@@ -149,8 +149,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
             """Emits the AOI's training-set Asset (the run only gets here when every stage succeeded)."""
             return str(trainset["path"])
 
-        # Model training on the HPC (the next stage) consumes multiyear's training set: its task goes
-        # between multiyear and announce, or into a DAG scheduled on the trainset Asset.
+        # Model training on the HPC is model_<aoi>, scheduled on the trainset Asset that announce emits.
         annual_reports = annual.expand(year=plan())
         reference() >> annual_reports
         announce(multiyear(annual_reports))  # type: ignore[arg-type]
