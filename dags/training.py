@@ -1,8 +1,7 @@
 """Training DAGs, one per AOI: reference map + datacubes → annual training sets and RF maps → multi-year set.
 
-Triggered by the AOI's cubes Asset (emitted by ``preprocess_<aoi>``) and by hand. The training of
-the deep models on the HPC comes after the multi-year training set (see the marker below); this
-DAG ends by announcing the set through the ``trainset_<aoi>`` Asset.
+Triggered by the AOI's cubes Asset (emitted by ``preprocess_<aoi>``) and by hand. It ends by
+announcing the set through the ``trainset_<aoi>`` Asset, which schedules ``model_<aoi>``.
 """
 
 from __future__ import annotations
