@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 DOC_MD = """
 ### Model `{name}`
 
-Trains the AOI's classifier ({backend} {architecture}, {epochs} epochs) on the HPC and registers it:
+Trains the AOI's classifier ({backend} {architecture}, {epochs} epochs, on random crops of {window}
+composites, the windows the yearly maps slide) on the HPC and registers it:
 
 1. **job_values** — the job's settings: the multi-year training set
    (`$EO_DATA_DIR/training/{name}/trainset.h5`), a new model directory
@@ -62,6 +63,7 @@ def build_model_dag(aoi: AOIConfig) -> None:
             backend=aoi.model.backend,
             architecture=aoi.model.architecture,
             epochs=aoi.model.epochs,
+            window=aoi.maps.changes.window,
             conn=aoi.hpc.conn_id,
             asset=asset.name,
             trainset=trainset_asset(aoi.name).name,
@@ -78,6 +80,7 @@ def build_model_dag(aoi: AOIConfig) -> None:
 
             from eo_tasks.settings import data_dir
             from eo_tasks.trainset.pipeline import TrainingPaths
+            from eo_tasks.trainset_reader import read_info
 
             config = AOIConfig.load(aoi.source_file)
             trainset = TrainingPaths.for_aoi(data_dir(), aoi.name).trainset
@@ -87,6 +90,11 @@ def build_model_dag(aoi: AOIConfig) -> None:
             hpc, spec = config.hpc, config.model
             extra_args = [a for name in ("layers", "hidden") if getattr(spec, name)
                           for a in (f"--{name}", str(getattr(spec, name)))]  # fmt: skip
+            # Train on windows of the yearly maps' w composites, as the inference slides them: trained on
+            # whole years only, the model flips on windows at unpredictable points (README, Measured).
+            window = config.maps.changes.window
+            if window < read_info(trainset).time_steps:
+                extra_args += ["--window", str(window)]
             return {
                 "job_name": f"train-{aoi.name}", "nodes": hpc.nodes, "tasks_per_node": hpc.tasks_per_node,
                 "time_limit": hpc.time_limit, "signal_seconds": 300, "partition": hpc.partition,

@@ -94,6 +94,8 @@ class TrainConfig:
         lr_cycle_epochs: Length of one cosine cycle after the warm-up.
         seed: Seeds initial weights (rank 0's are broadcast) and the data order.
         sizes: Overrides of the published sizes (``layers``, ``hidden``, ``heads``, ``ff_dim``, ``dropout``).
+        window: Train on random crops of this many consecutive time steps (one offset per batch), as
+            the sliding-window inference sees them; None trains on the whole annual series.
         debug_dir: If set, every rank writes its pid, final weights and what it wrote there (tests).
     """
 
@@ -108,6 +110,7 @@ class TrainConfig:
     lr_cycle_epochs: int = 10
     seed: int = 0
     sizes: dict[str, Any] = field(default_factory=dict)
+    window: int | None = None
     debug_dir: Path | None = None
 
 
@@ -148,6 +151,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     sizes.add_argument("--heads", type=_positive)
     sizes.add_argument("--ff-dim", type=_positive)
     sizes.add_argument("--dropout", type=float)
+    parser.add_argument("--window", type=_positive, help="train on random crops of W steps (inference's w)")
     parser.add_argument("--debug-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     return TrainConfig(
@@ -162,6 +166,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         lr_cycle_epochs=args.lr_cycle_epochs,
         seed=args.seed,
         sizes={k: getattr(args, k) for k in ("layers", "hidden", "heads", "ff_dim", "dropout")},
+        window=args.window,
         debug_dir=args.debug_dir,
     )
 
@@ -552,6 +557,7 @@ def build_card(
                 "cycle_epochs": config.lr_cycle_epochs,
             },
             "loss": "cross-entropy at every time step (each step labelled with the sample's class)",
+            "window": config.window,
             "seed": config.seed,
             "train_samples_seen": state["train_samples"],
             "time_s": round(seconds, 3),
@@ -770,6 +776,8 @@ def train(config: TrainConfig, stop: StopRequest) -> int:
         ConfigError: Invalid training set, sizes or checkpoints.
     """
     info = read_info(config.trainset)
+    if config.window is not None and not 2 <= config.window <= info.time_steps:
+        raise ConfigError(f"--window {config.window}: must lie in 2..{info.time_steps}, the series' length")
     spec = ModelSpec.published(config.arch, info.n_features, info.n_classes, **config.sizes)
     trainer = make_trainer(config, info, spec)
     try:

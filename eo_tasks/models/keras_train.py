@@ -188,12 +188,14 @@ class HorovodKerasTrainer:
         steps, batch = self.steps_per_epoch, self.config.batch_size
         order = rng.permutation(self.train_samples)[: steps * batch].reshape(steps, batch)[first_step:]
         x, y, t = self._x, self._y, self.time_steps
+        w = self.config.window or t
+        offsets = rng.integers(0, t - w + 1, steps)[first_step:].astype(np.int32)  # a crop per batch
 
-        def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        def gather(index: tf.Tensor, offset: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             labels = tf.gather(y, index)
-            return tf.gather(x, index), tf.broadcast_to(labels[:, None], (batch, t))
+            return tf.gather(x, index)[:, offset : offset + w], tf.broadcast_to(labels[:, None], (batch, w))
 
-        dataset = tf.data.Dataset.from_tensor_slices(order).map(gather)
+        dataset = tf.data.Dataset.from_tensor_slices((order, offsets)).map(gather)
         options = tf.data.Options()
         options.autotune.enabled = False
         return dataset.prefetch(2).with_options(options)

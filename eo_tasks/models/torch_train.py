@@ -179,14 +179,19 @@ class DDPTrainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         hits = torch.zeros((), dtype=torch.float64, device=self.device)
         steps, lr = 0, 0.0
+        t = self.time_steps
+        w = self.config.window or t
+        rng = np.random.default_rng([self.config.seed, epoch, self.rank])
+        crops = rng.integers(0, t - w + 1, self.steps_per_epoch)
         for index in self._batches(epoch, first_step):
             lr = learning_rate(self.config, self.workers, epoch, first_step + steps, self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            x, y = self.x[index], self.y[index]
+            offset = int(crops[first_step + steps])  # a crop per batch (the whole series without --window)
+            x, y = self.x[index][:, offset : offset + w], self.y[index]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=gpu):
                 logits = model(x)
-            targets = y[:, None].expand(-1, self.time_steps)
+            targets = y[:, None].expand(-1, w)
             loss = nn.functional.cross_entropy(logits.float().transpose(1, 2), targets)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

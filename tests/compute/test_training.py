@@ -23,7 +23,7 @@ CARD_KEYS = {
 TRAINING_KEYS = {
     "framework", "device", "threads", "mixed_precision", "compilation", "epochs", "workers",
     "batch_size_per_worker", "global_batch_size", "steps_per_epoch", "optimizer", "learning_rate", "loss",
-    "seed", "train_samples_seen", "time_s", "samples_per_s", "interruptions", "history",
+    "seed", "train_samples_seen", "time_s", "samples_per_s", "interruptions", "history", "window",
 }  # fmt: skip
 
 
@@ -165,3 +165,20 @@ def test_invalid_inputs_exit_2_without_resubmission(trainset: Path, tmp_path: Pa
     assert run_train(train_command("pytorch", trainset, out, "--epochs", "1")).returncode == 0
     other = run_train(train_command("pytorch", trainset, out, "--epochs", "2", "--layers", "3"))
     assert other.returncode == 2 and "belong to another run (architecture differ)" in other.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "pytorch"])
+def test_training_on_windows_of_the_series(trainset: Path, tmp_path: Path, backend: str) -> None:
+    """``--window w``: batches are crops of w consecutive steps, as sliding-window inference sees them."""
+    pytest.importorskip(FRAMEWORKS[backend])
+    out = tmp_path / "out"
+    result = run_train(train_command(backend, trainset, out, "--epochs", "2", "--window", "5"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training"]["window"] == 5 and card["metrics"]["test"]["overall_accuracy"] > 0.5
+    predict = load_model(out)
+    info = read_info(trainset)
+    x = read_rows(info, info.split_slice(2)).x[:64]
+    assert predict(x[:, 3:8]).shape == (64, 5, 9)  # a window anywhere in the series
+    too_long = run_train(train_command(backend, trainset, tmp_path / "x", "--epochs", "1", "--window", "99"))
+    assert too_long.returncode == 2 and "--window 99: must lie in 2.." in too_long.stderr

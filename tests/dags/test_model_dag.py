@@ -29,6 +29,7 @@ def platform_env(
         "model": {"backend": "tensorflow", "architecture": "transformer", "epochs": 2, "batch_size": 32,
                   "layers": 1, "hidden": 16},
         "hpc": {"tasks_per_node": 2, "time_limit": "00:10:00"},
+        "maps": {"window": 5, "median": 3},  # trained on crops of the maps' window
     }  # fmt: skip
     (tmp_path / "aois").mkdir()
     (tmp_path / "aois" / "e2e_model.yaml").write_text(yaml.safe_dump(aoi))
@@ -50,6 +51,7 @@ def test_two_worker_horovod_training_through_the_dag(
     card = json.loads((model_dir / "model_card.json").read_text())
     assert card["backend"] == "tensorflow" and card["training"]["workers"] == 2
     assert card["training"]["epochs"] == 2 and card["metrics"]["test"]["overall_accuracy"] > 1 / 9
+    assert card["training"]["window"] == 5
     assert (model_dir / card["model_file"]).exists()
     rows = query(platform_env, "SELECT id, path, backend, slurm_job_id IS NOT NULL FROM model")
     assert rows == [(card["model_id"], str(model_dir), "tensorflow", True)]
