@@ -526,20 +526,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024**2
-    cores = len(os.sched_getaffinity(0))
-    return {
-        "description": f"{cores}-core {platform.machine()} VM, {memory} GiB RAM, no GPU",
-        "cpu": cpu, "cores": cores, "memory_gib": memory, "os": platform.platform(), "gpu": None,
-    }  # fmt: skip
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller and fewer passes (about 2 minutes)")
@@ -567,6 +553,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     sys.path.insert(0, str(REPO))
+    from benchmarks.machine import describe_machine
+
     if args.child:
         print(json.dumps(run_backend(args.child, args)), flush=True)
         return
@@ -597,7 +585,7 @@ def main() -> None:
             "plain PyTorch module(x) in eval mode with autograd on; numpy softmax, mean, argmax",
             "quick": args.quick,
         },
-        "machine": machine(),
+        "machine": describe_machine(),
         "versions": versions(),
         "started_at": started,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -184,20 +184,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024**2
-    cores = len(os.sched_getaffinity(0))
-    return {
-        "description": f"{cores}-core {platform.machine()} VM, {memory} GiB RAM, no GPU",
-        "cpu": cpu, "cores": cores, "os": platform.platform(), "gpu": None,
-    }  # fmt: skip
-
-
 def _summary(values: list[float]) -> dict[str, Any]:
     return {"median": round(statistics.median(values), 1), "best": round(max(values), 1),
             "runs": [round(v, 1) for v in values]}  # fmt: skip
@@ -242,6 +228,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "train.json")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    from benchmarks.machine import describe_machine
     from tests.compute.synthetic import write_trainset
 
     # Backends not run now keep their earlier figures (each records when and under what load).
@@ -274,7 +261,7 @@ def main() -> None:
             "published_setup": "80 000 samples x 15 steps x 10 bands, 9 classes, 100 epochs: about 500 s on "
             "one A100, 45 s on 16 A100s (paper)",
         },
-        "machine": machine(),
+        "machine": describe_machine(),
         "versions": versions(),
         "results": results,
         "gpu": "not measured: no GPU was available to this task (the issue's H100 goal, 100 epochs of the "
