@@ -22,7 +22,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import numpy as np
 
 from eo_tasks.aoi import AOIConfig, GridSpec
 from eo_tasks.composite import Calendar, composite, fill_gaps
+from eo_tasks.files import atomic_path
 from eo_tasks.preprocess import CUBE_BANDS, Block, SceneInput, SceneReadError, blocks, check_scene, read_block
 
 if TYPE_CHECKING:
@@ -193,36 +193,28 @@ def build_cube(
         "+".join(sorted({s.sensor for s, w in zip(usable, windows, strict=True) if w == k})) for k in range(n)
     ]
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            refl = f.create_dataset(
-                "reflectance", (n, rows, cols, nb), dtype="i2", chunks=chunk, compression="gzip",
-                compression_opts=1, shuffle=True, fillvalue=FILL,
-            )  # fmt: skip
-            valid = f.create_dataset(
-                "valid", (n, rows, cols), dtype="u1", chunks=chunk[:3], compression="gzip"
-            )
-            for done, result in enumerate(_compute_blocks(usable, spec, todo, client), start=1):
-                b = result.block
-                refl[:, b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols, :] = result.reflectance
-                valid[:, b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols] = result.observed
-                observed_pixels += result.observed.reshape(n, -1).sum(axis=1)
-                filled_pixels += result.filled
-                skipped.update(result.failed_scenes)
-                if progress:
-                    progress(done, len(todo), time.monotonic() - t0)
-            refl.attrs["scale_factor"] = SCALE
-            refl.attrs["_FillValue"] = np.int16(FILL)
-            f.create_dataset("dates", data=[d.isoformat().encode() for d in spec.calendar.centers(spec.year)])
-            f.create_dataset("observed_pixels", data=observed_pixels)
-            f.create_dataset("filled_pixels", data=filled_pixels)
-            f.create_dataset("sensors", data=[s.encode() for s in sensors])
-            _write_attributes(f.attrs, spec, usable, skipped)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        refl = f.create_dataset(
+            "reflectance", (n, rows, cols, nb), dtype="i2", chunks=chunk, compression="gzip",
+            compression_opts=1, shuffle=True, fillvalue=FILL,
+        )  # fmt: skip
+        valid = f.create_dataset("valid", (n, rows, cols), dtype="u1", chunks=chunk[:3], compression="gzip")
+        for done, result in enumerate(_compute_blocks(usable, spec, todo, client), start=1):
+            b = result.block
+            refl[:, b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols, :] = result.reflectance
+            valid[:, b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols] = result.observed
+            observed_pixels += result.observed.reshape(n, -1).sum(axis=1)
+            filled_pixels += result.filled
+            skipped.update(result.failed_scenes)
+            if progress:
+                progress(done, len(todo), time.monotonic() - t0)
+        refl.attrs["scale_factor"] = SCALE
+        refl.attrs["_FillValue"] = np.int16(FILL)
+        f.create_dataset("dates", data=[d.isoformat().encode() for d in spec.calendar.centers(spec.year)])
+        f.create_dataset("observed_pixels", data=observed_pixels)
+        f.create_dataset("filled_pixels", data=filled_pixels)
+        f.create_dataset("sensors", data=[s.encode() for s in sensors])
+        _write_attributes(f.attrs, spec, usable, skipped)
     report = CubeReport(
         path=str(path),
         scenes_used=sum(s.id not in skipped for s in usable),

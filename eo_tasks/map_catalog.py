@@ -9,22 +9,16 @@ map without the database. Each file is written under a temporary name and rename
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from eo_tasks.aoi import GridSpec
-from eo_tasks.files import atomic_path
+from eo_tasks.files import write_json
 from eo_tasks.store import MapPaths
 
 STAC_VERSION = "1.0.0"
 PROJECTION_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def footprint_lonlat(grid: GridSpec) -> list[list[float]]:
@@ -124,7 +118,7 @@ def write_year_item(
         },
         "links": [*links, {"rel": "self", "href": paths.stac_item.name, "type": "application/json"}],
     }
-    _write_json(paths.stac_item, item)
+    write_json(paths.stac_item, item, sort_keys=False)
     write_catalog(data_dir, aoi)
     return paths.stac_item
 
@@ -144,5 +138,5 @@ def write_catalog(data_dir: Path, aoi: str) -> Path:
             *({"rel": "item", "href": f"./{p.relative_to(root)}", "type": "application/json"} for p in items),
         ],
     }
-    _write_json(root / "catalog.json", catalog)
+    write_json(root / "catalog.json", catalog, sort_keys=False)
     return root / "catalog.json"

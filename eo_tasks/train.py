@@ -48,6 +48,7 @@ import numpy as np
 
 import eo_tasks
 from eo_tasks.errors import ConfigError
+from eo_tasks.files import write_json
 from eo_tasks.models import (
     ARCHITECTURES,
     BACKENDS,
@@ -331,13 +332,6 @@ class Checkpoint:
 
     path: Path
     state: dict[str, Any]
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Writes JSON atomically (temporary name in the same directory, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def newest_checkpoint(out: Path) -> Checkpoint | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from eo_tasks.aoi import AOIConfig, GridSpec
 from eo_tasks.classes import CLASSES, NODATA_CLASS
 from eo_tasks.datacube import Cube
 from eo_tasks.errors import ConfigError
+from eo_tasks.files import write_json
 from eo_tasks.quicklook import raster_quicklook
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import Samples, TrainingSetMetadata, write_training_set
@@ -100,18 +100,6 @@ class TrainingPaths:
     def report(self) -> Path:
         """The multi-year stage's report (with the annual reports inside)."""
         return self.root / "report.json"
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Writes JSON atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def file_sha256(path: Path) -> str:
