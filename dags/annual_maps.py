@@ -16,7 +16,7 @@ from typing import Any
 import pendulum
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import Asset, CronDataIntervalTimetable, PokeReturnValue, dag, task
-from eo_common import store_connection
+from eo_common import scene_catalog, store_connection
 from eo_slurm import SlurmJobOperator
 
 from eo_tasks.aoi import AOIConfig, load_all
@@ -103,7 +103,6 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             """The inference job's values once the year's cube(s), a model and the previous map exist."""
             from airflow.sdk import Connection
 
-            from eo_tasks.catalog import SceneCatalog, migrate
             from eo_tasks.datacube import cube_path
             from eo_tasks.settings import data_dir
             from eo_tasks.store import MapPaths
@@ -111,9 +110,8 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             config = AOIConfig.load(aoi.source_file)
             year = logical_date.year  # the data interval's year: [Y-01-01, Y+1-01-01)
             years = [year - 1, year] if year > config.first_year else [year]
-            with closing(store_connection()) as conn:
-                migrate(conn)
-                catalog = SceneCatalog(conn)
+            catalog = scene_catalog()
+            with closing(catalog.conn) as conn:
                 fingerprints = [catalog.datacube_fingerprint(config.name, y) for y in years]
                 model = catalog.latest_model(config.name)
                 with conn.cursor() as cur:
@@ -162,10 +160,10 @@ def build_maps_dag(aoi: AOIConfig) -> None:
 
             from eo_tasks import annual_maps
             from eo_tasks.datacube import Cube
+            from eo_tasks.infer import include_indices
             from eo_tasks.models import read_card
             from eo_tasks.settings import data_dir
             from eo_tasks.store import MapPaths
-            from eo_tasks.trainset.features import feature_names
 
             config = AOIConfig.load(aoi.source_file)
             year, start = int(values["year"]), time.perf_counter()
@@ -179,7 +177,7 @@ def build_maps_dag(aoi: AOIConfig) -> None:
                     previous = annual_maps.previous_map(conn, config.name, year - 1)
                     result = annual_maps.next_year_map(series, previous, config.maps.changes)
                     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
-                    indices = card["features"] == feature_names(cubes[0].band_names, True)
+                    indices = include_indices(card, cubes[0].band_names)
                     result = annual_maps.refine_dates(result, cubes, scale, indices, series.window)
                 scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
                 provenance = {"model_card": str(Path(values["model_dir"]) / "model_card.json"),

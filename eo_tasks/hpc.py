@@ -273,11 +273,6 @@ class SlurmClient:
             if line.strip()
         ]
 
-    def job_fields(self, job_id: str) -> dict[str, str]:
-        """The first record of :meth:`job_records` (the job itself, or an array's first task)."""
-        records = self.job_records(job_id)
-        return records[0] if records else {}
-
     def exit_code(self, job_id: str) -> int | None:
         """The batch script's exit code once the job ended (an array's highest; None while unknown)."""
         codes = [r.get("ExitCode", "") for r in self.job_records(job_id)]

@@ -136,7 +136,7 @@ def _open_cubes(paths: Sequence[Path]) -> list[Cube]:
     return cubes
 
 
-def _include_indices(card: dict[str, Any], band_names: Sequence[str]) -> bool:
+def include_indices(card: dict[str, Any], band_names: Sequence[str]) -> bool:
     """Whether the model wants the indices after the bands; the card's feature list must match the cube."""
     from eo_tasks.trainset.features import feature_names
 
@@ -163,7 +163,7 @@ def infer_block(
 
     rows, cols = slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
     parts = [cube.read(rows, cols) for cube in cubes]
-    include = _include_indices(predictor.card, cubes[0].band_names)
+    include = include_indices(predictor.card, cubes[0].band_names)
     series = np.concatenate(
         [pixel_features(as_pixels(r), cubes[0].band_names, include) for r, _ in parts], axis=1
     )
