@@ -28,24 +28,12 @@ def trainset_asset(aoi_name: str) -> Asset:
 
 
 def store_connection() -> Any:
-    """A psycopg2 connection to the PostGIS store from the ``eo_postgis`` Airflow connection.
-
-    Built directly rather than through PostgresHook, which hands out psycopg 3 connections where
-    that driver is installed; eo_tasks relies on psycopg2's transaction semantics.
-    """
-    import psycopg2
+    """A psycopg2 connection to the PostGIS store from the ``eo_postgis`` Airflow connection."""
     from airflow.sdk import Connection
 
-    conn = Connection.get(STORE_CONN_ID)
-    extra = {k: v for k, v in conn.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
-    return psycopg2.connect(
-        host=conn.host,
-        port=conn.port or 5432,
-        user=conn.login,
-        password=conn.password,
-        dbname=conn.schema,
-        **extra,
-    )
+    from eo_tasks.catalog import connect
+
+    return connect(Connection.get(STORE_CONN_ID))
 
 
 def scene_catalog() -> Any:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eo_tasks.errors import CatalogError
 from eo_tasks.preprocess import SceneInput
@@ -24,6 +24,40 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 727_001  # advisory lock id: one migrator at a time
+
+
+class ConnectionFields(Protocol):
+    """What the store needs of a connection definition (an Airflow ``Connection`` has these)."""
+
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str | None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]:
+        """The connection's extras."""
+        ...
+
+
+def connect(fields: ConnectionFields, **options: Any) -> PgConnection:
+    """A psycopg2 connection to the store from a connection definition (its libpq extras included).
+
+    psycopg2, not PostgresHook, which hands out psycopg 3 connections: the platform relies on
+    psycopg2's transaction semantics (``with conn:`` commits and keeps the connection open).
+
+    Args:
+        fields: Host, port, login, password, database (``schema``) and extras.
+        **options: More ``psycopg2.connect`` arguments, e.g. ``connect_timeout``.
+    """
+    import psycopg2
+
+    extra = {k: v for k, v in fields.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
+    return psycopg2.connect(
+        host=fields.host, port=fields.port or 5432, user=fields.login, password=fields.password,
+        dbname=fields.schema, **extra, **options,
+    )  # fmt: skip
 
 
 def migrate(conn: PgConnection, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:

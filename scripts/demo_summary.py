@@ -11,9 +11,9 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-import psycopg2
 from airflow.models.connection import Connection
 
+from eo_tasks.catalog import connect
 from eo_tasks.classes import CLASSES
 from eo_tasks.store import MapPaths
 
@@ -21,9 +21,7 @@ from eo_tasks.store import MapPaths
 def main(aoi: str, evaluation: str) -> None:
     """Prints the summary."""
     data = Path(os.environ["EO_DATA_DIR"])
-    c = Connection.get_connection_from_secrets("eo_postgis")
-    args = {"host": c.host, "port": c.port, "user": c.login, "password": c.password, "dbname": c.schema}
-    with closing(psycopg2.connect(**args)) as conn, conn.cursor() as cur:
+    with closing(connect(Connection.get_connection_from_secrets("eo_postgis"))) as conn, conn.cursor() as cur:
         cur.execute("SELECT year, class_areas_ha, model_id FROM lc_map WHERE aoi = %s ORDER BY year", (aoi,))
         maps = cur.fetchall()
         cur.execute(

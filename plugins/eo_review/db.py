@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from eo_tasks.catalog import migrate
+from eo_tasks.catalog import connect, migrate
 from eo_tasks.classes import CLASS_BY_CODE, CLASSES
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
 
     The api-server is no task, so the Task SDK's ``Connection.get`` is not available there; the
     core model reads the connection from the secrets backends (``AIRFLOW_CONN_*`` variables, then
-    the metadata database). psycopg2 directly, as ``dags/eo_common.store_connection`` does, because
-    PostgresHook hands out psycopg 3 connections and eo_tasks relies on psycopg2's transactions.
+    the metadata database); ``eo_tasks.catalog.connect`` makes the psycopg2 connection, as for tasks.
 
     Args:
         conn_id: The Airflow connection of the PostGIS store.
@@ -35,20 +34,9 @@ def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
     Returns:
         An open connection (migrations applied once per process); the caller closes it.
     """
-    import psycopg2
     from airflow.models.connection import Connection
 
-    conn = Connection.get_connection_from_secrets(conn_id)
-    extra = {k: v for k, v in conn.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
-    pg = psycopg2.connect(
-        host=conn.host,
-        port=conn.port or 5432,
-        user=conn.login,
-        password=conn.password,
-        dbname=conn.schema,
-        connect_timeout=10,
-        **extra,
-    )
+    pg = connect(Connection.get_connection_from_secrets(conn_id), connect_timeout=10)
     if conn_id not in _MIGRATED:  # a fresh store has no lc_map yet: an empty list beats an error page
         migrate(pg)
         _MIGRATED.add(conn_id)
