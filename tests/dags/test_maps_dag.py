@@ -25,6 +25,7 @@ from airflow.utils.state import DagRunState
 from osgeo import gdal
 
 from eo_tasks.catalog import SceneCatalog, migrate
+from eo_tasks.evaluate import read_raster
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states
@@ -95,11 +96,6 @@ def _run_year(year: int, fail_fast: bool = False) -> Any:
     return dag.test(logical_date=pendulum.datetime(year, 1, 1, tz="UTC"))
 
 
-def _read(path: str | Path, band: int = 1) -> np.ndarray:
-    dataset = gdal.Open(str(path))
-    return np.asarray(dataset.GetRasterBand(band).ReadAsArray())
-
-
 def test_two_years_then_a_rerun_then_a_failed_run(
     platform_env: dict[str, Any], model_dir: Path, airflow_connections: None
 ) -> None:
@@ -110,12 +106,14 @@ def test_two_years_then_a_rerun_then_a_failed_run(
 
     rows = query(platform_env, "SELECT year, cog_path, model_id IS NOT NULL FROM lc_map ORDER BY year")
     assert [(r[0], r[2]) for r in rows] == [(2021, True), (2022, True)]
-    first, second = (_read(r[1]) for r in rows)
+    first, second = (read_raster(Path(r[1])) for r in rows)
     changes = data / "maps" / "mapsim" / "2022" / "changes_mapsim_2022.tif"
-    changed = _read(changes) > 0
+    changed = read_raster(changes) > 0
     # Consecutive maps differ exactly where a permanent change was found; every change has a polygon.
-    np.testing.assert_array_equal(first != second, changed & (_read(changes, 2) != _read(changes, 3)))
-    assert np.array_equal(second[changed], _read(changes, 3)[changed])
+    np.testing.assert_array_equal(
+        first != second, changed & (read_raster(changes, 2) != read_raster(changes, 3))
+    )
+    assert np.array_equal(second[changed], read_raster(changes, 3)[changed])
     n_changes = query(platform_env, "SELECT count(*) FROM lc_change WHERE year = 2022")[0][0]
     assert n_changes == int(np.max(_label_regions(changed), initial=0))
     assert query(platform_env, "SELECT count(*) FROM lc_change WHERE status <> 'pending'")[0][0] == 0
@@ -143,7 +141,7 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     assert query(platform_env, "SELECT count(*) FROM lc_map")[0][0] == 2
     assert query(platform_env, "SELECT count(*) FROM lc_change WHERE year = 2022")[0][0] == n_changes
     assert query(platform_env, "SELECT created_at FROM lc_map WHERE year = 2022") != before
-    np.testing.assert_array_equal(_read(rows[1][1]), second)
+    np.testing.assert_array_equal(read_raster(Path(rows[1][1])), second)
 
     # A broken model makes the inference job fail: the year's map and rows stay as they were.
     snapshot = query(platform_env, "SELECT year, cog_path, created_at FROM lc_map ORDER BY year")
@@ -164,7 +162,7 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     assert "failed" in [str(s) for s in task_states(failed)["infer"]]
     assert query(platform_env, "SELECT year, cog_path, created_at FROM lc_map ORDER BY year") == snapshot
     assert query(platform_env, "SELECT count(*) FROM lc_change WHERE year = 2022")[0][0] == n_changes
-    np.testing.assert_array_equal(_read(rows[1][1]), second)
+    np.testing.assert_array_equal(read_raster(Path(rows[1][1])), second)
 
 
 def _label_regions(mask: np.ndarray) -> np.ndarray:
