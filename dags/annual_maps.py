@@ -19,7 +19,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, PokeReturnValue, dag, 
 from eo_common import scene_catalog, store_connection
 from eo_slurm import SlurmJobOperator
 
-from eo_tasks.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi import AOIConfig, load_all
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ with the method of Sedona et al. (2023):
 2. **inputs** — waits (sensor, rescheduled hourly, up to a week) until the year's datacube is
    registered, a model exists (`model_{name}`) and, after the first year ({first}), the previous
    year's map is stored; decides the inference job's settings.
-3. **infer** — `hpc_templates/infer.sbatch.j2` on the HPC (`{conn}`, pool `hpc_submissions`): a SLURM
+3. **infer** — `eo_tasks/hpc/templates/infer.sbatch.j2` on the HPC (`{conn}`, pool `hpc_submissions`): a SLURM
    job array of {tasks} tasks over {block}-pixel blocks; each block's windows of {window} composites slide
    over the previous and this year's cubes; labels per window go to
    `$EO_DATA_DIR/maps/{name}/<year>/labels/`. Resubmitted arrays skip finished blocks.
@@ -103,9 +103,9 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             """The inference job's values once the year's cube(s), a model and the previous map exist."""
             from airflow.sdk import Connection
 
-            from eo_tasks.datacube import cube_path
-            from eo_tasks.settings import data_dir
-            from eo_tasks.store import MapPaths
+            from eo_tasks.preprocess.datacube import cube_path
+            from eo_tasks.core.settings import data_dir
+            from eo_tasks.maps.outputs import MapPaths
 
             config = AOIConfig.load(aoi.source_file)
             year = logical_date.year  # the data interval's year: [Y-01-01, Y+1-01-01)
@@ -158,12 +158,12 @@ def build_maps_dag(aoi: AOIConfig) -> None:
 
             import numpy as np
 
-            from eo_tasks import annual_maps
-            from eo_tasks.datacube import Cube
-            from eo_tasks.infer import include_indices
+            from eo_tasks.maps import annual_maps
+            from eo_tasks.preprocess.datacube import Cube
+            from eo_tasks.maps.infer import include_indices
             from eo_tasks.models import read_card
-            from eo_tasks.settings import data_dir
-            from eo_tasks.store import MapPaths
+            from eo_tasks.core.settings import data_dir
+            from eo_tasks.maps.outputs import MapPaths
 
             config = AOIConfig.load(aoi.source_file)
             year, start = int(values["year"]), time.perf_counter()

@@ -31,14 +31,14 @@ def store_connection() -> Any:
     """A psycopg2 connection to the PostGIS store from the ``eo_postgis`` Airflow connection."""
     from airflow.sdk import Connection
 
-    from eo_tasks.catalog import connect
+    from eo_tasks.store.catalog import connect
 
     return connect(Connection.get(STORE_CONN_ID))
 
 
 def scene_catalog() -> Any:
     """The scene catalog on the ``eo_postgis`` connection, schema migrated."""
-    from eo_tasks.catalog import SceneCatalog, migrate
+    from eo_tasks.store.catalog import SceneCatalog, migrate
 
     conn = store_connection()
     migrate(conn)
@@ -49,7 +49,7 @@ def credentials(conn_id: str | None) -> Any:
     """Provider credentials from an Airflow connection (None when the source needs none)."""
     from airflow.sdk import Connection
 
-    from eo_tasks.providers import Credentials
+    from eo_tasks.ingest.providers import Credentials
 
     if not conn_id:
         return None

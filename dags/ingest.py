@@ -15,7 +15,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from eo_common import credentials, scene_catalog, scenes_asset
 
-from eo_tasks.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi import AOIConfig, load_all
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
             params: dict[str, Any] | None = None, data_interval_end: dt.datetime | None = None
         ) -> list[str]:
             """Searches the AOI's sources; returns the scene ids still to download."""
-            from eo_tasks.ingest import discover as discover_scenes
-            from eo_tasks.providers import make_provider
+            from eo_tasks.ingest.pipeline import discover as discover_scenes
+            from eo_tasks.ingest.providers import make_provider
 
             config = AOIConfig.load(aoi.source_file)  # full validation at task start
             providers = [(s, make_provider(s, credentials(s.conn_id))) for s in config.sources]
@@ -97,9 +97,9 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
         )
         def download(scene_id: str) -> dict[str, Any]:
             """Downloads one scene, verified; returns its state and size."""
-            from eo_tasks.ingest import download_scene
-            from eo_tasks.providers import make_provider
-            from eo_tasks.settings import data_dir
+            from eo_tasks.ingest.pipeline import download_scene
+            from eo_tasks.ingest.providers import make_provider
+            from eo_tasks.core.settings import data_dir
 
             catalog = scene_catalog()
             config = AOIConfig.load(aoi.source_file)

@@ -16,7 +16,7 @@ from airflow.sdk import Asset, dag, task
 from eo_common import store_connection, trainset_asset
 from eo_slurm import SlurmJobOperator
 
-from eo_tasks.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi import AOIConfig, load_all
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ composites, the windows the yearly maps slide) on the HPC and registers it:
    (`$EO_DATA_DIR/training/{name}/trainset.h5`), a new model directory
    `$EO_DATA_DIR/models/{name}/<run>/`, and the AOI's `hpc` section (nodes, tasks and GPUs per node,
    partition, account, time limit, modules).
-2. **train** — `hpc_templates/train.sbatch.j2` submitted over SSH (`{conn}`) to SLURM, pool
+2. **train** — `eo_tasks/hpc/templates/train.sbatch.j2` submitted over SSH (`{conn}`) to SLURM, pool
    `hpc_submissions`; deferred while the job queues and runs (no worker slot held). TensorFlow jobs
    run Horovod with `horovodrun --gloo`, PyTorch jobs DistributedDataParallel with `srun`. Jobs that
    end TIMEOUT / PREEMPTED / NODE_FAIL or checkpointed before their time limit are resubmitted and
@@ -78,9 +78,9 @@ def build_model_dag(aoi: AOIConfig) -> None:
 
             from airflow.sdk import Connection
 
-            from eo_tasks.settings import data_dir
+            from eo_tasks.core.settings import data_dir
             from eo_tasks.trainset.pipeline import TrainingPaths
-            from eo_tasks.trainset_reader import read_info
+            from eo_tasks.training.data import read_info
 
             config = AOIConfig.load(aoi.source_file)
             trainset = TrainingPaths.for_aoi(data_dir(), aoi.name).trainset
@@ -120,7 +120,7 @@ def build_model_dag(aoi: AOIConfig) -> None:
             """Records the trained model and its card in PostGIS; shows the card in the log."""
             from pathlib import Path
 
-            from eo_tasks.catalog import SceneCatalog, migrate
+            from eo_tasks.store.catalog import SceneCatalog, migrate
 
             model_dir = Path(values["out_dir"])
             card = json.loads((model_dir / "model_card.json").read_text())

@@ -41,7 +41,7 @@ def platform_health() -> None:
     @task
     def aoi_files() -> list[str]:
         """Returns the valid AOI names; fails listing every invalid AOI file."""
-        from eo_tasks.aoi import aoi_dir, load_all
+        from eo_tasks.core.aoi import aoi_dir, load_all
 
         valid, errors = load_all()
         for error in errors:
@@ -69,7 +69,7 @@ def platform_health() -> None:
         """Runs a two-task SLURM job on the HPC and returns its output."""
         from airflow.providers.ssh.hooks.ssh import SSHHook
 
-        from eo_tasks.hpc import ParamikoShell, SlurmClient, render_job_script
+        from eo_tasks.hpc.slurm import ParamikoShell, SlurmClient, render_job_script
 
         hook = SSHHook(ssh_conn_id="eo_hpc")
         work_dir = hook.get_connection("eo_hpc").extra_dejson.get("remote_work_dir", "eo-platform")

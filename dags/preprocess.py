@@ -14,7 +14,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from eo_common import cube_asset, scene_catalog, scenes_asset
 
-from eo_tasks.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi import AOIConfig, load_all
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_preprocess_dag(aoi: AOIConfig) -> None:
         @task
         def plan(params: dict[str, Any] | None = None) -> list[int]:
             """Years to (re)build."""
-            from eo_tasks.datacube import years_to_build
+            from eo_tasks.preprocess.datacube import years_to_build
 
             config = AOIConfig.load(aoi.source_file)
             years = years_to_build(scene_catalog(), config, forced=(params or {}).get("years", []))
@@ -68,9 +68,9 @@ def build_preprocess_dag(aoi: AOIConfig) -> None:
         @task(execution_timeout=timedelta(hours=6), map_index_template="{{ task.op_kwargs['year'] }}")
         def build_cube(year: int) -> dict[str, Any]:
             """Builds and registers the cube of one year."""
-            from eo_tasks.cluster import dask_client
-            from eo_tasks.datacube import build_year
-            from eo_tasks.settings import data_dir
+            from eo_tasks.preprocess.cluster import dask_client
+            from eo_tasks.preprocess.datacube import build_year
+            from eo_tasks.core.settings import data_dir
 
             config = AOIConfig.load(aoi.source_file)
 

@@ -16,7 +16,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from eo_common import cube_asset, store_connection, trainset_asset
 
-from eo_tasks.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi import AOIConfig, load_all
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ def build_training_dag(aoi: AOIConfig) -> None:
         @task
         def plan(params: dict[str, Any] | None = None) -> list[int]:
             """Years with a registered cube (within ``params.years``); validates ``params.trainset``."""
-            from eo_tasks.catalog import migrate
+            from eo_tasks.store.catalog import migrate
             from eo_tasks.trainset import TrainsetConfig
-            from eo_tasks.trainset.registry import registered_cubes
+            from eo_tasks.store.trainsets import registered_cubes
 
             params = params or {}
             TrainsetConfig.from_dict(params.get("trainset"))
@@ -99,7 +99,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
         @task(execution_timeout=timedelta(hours=1))
         def reference() -> dict[str, int]:
             """The reference map on the AOI grid, in platform classes."""
-            from eo_tasks.settings import data_dir
+            from eo_tasks.core.settings import data_dir
             from eo_tasks.trainset import TrainingPaths, prepare_reference
 
             config = AOIConfig.load(aoi.source_file)
@@ -108,9 +108,9 @@ def build_training_dag(aoi: AOIConfig) -> None:
         @task(execution_timeout=timedelta(hours=6), map_index_template="{{ task.op_kwargs['year'] }}")
         def annual(year: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
             """The year's annual training set, random forest, preliminary map and report."""
-            from eo_tasks.settings import data_dir
+            from eo_tasks.core.settings import data_dir
             from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_annual
-            from eo_tasks.trainset.registry import registered_cubes
+            from eo_tasks.store.trainsets import registered_cubes
 
             config = AOIConfig.load(aoi.source_file)
             with closing(store_connection()) as conn:
@@ -124,9 +124,9 @@ def build_training_dag(aoi: AOIConfig) -> None:
             annual_reports: list[dict[str, Any]], params: dict[str, Any] | None = None
         ) -> dict[str, Any]:
             """The multi-year training set from every year's unchanged pixels, registered in PostGIS."""
-            from eo_tasks.settings import data_dir
+            from eo_tasks.core.settings import data_dir
             from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_multiyear
-            from eo_tasks.trainset.registry import record_training_set
+            from eo_tasks.store.trainsets import record_training_set
 
             config = AOIConfig.load(aoi.source_file)
             settings = TrainsetConfig.from_dict((params or {}).get("trainset"))

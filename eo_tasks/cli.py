@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from eo_tasks.errors import EOError
+from eo_tasks.core.errors import EOError
 
 
 class ProgressBar:
@@ -35,7 +35,7 @@ class ProgressBar:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from eo_tasks.simulator import ScenarioConfig, simulate
+    from eo_simulator import ScenarioConfig, simulate
 
     config = ScenarioConfig.from_dict(
         {
@@ -62,12 +62,12 @@ def _simulate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from eo_tasks.aoi import AOIConfig
-    from eo_tasks.composite import Calendar
-    from eo_tasks.errors import IncompleteOutputError
-    from eo_tasks.evaluate import Truth, evaluate_aoi
-    from eo_tasks.settings import data_dir
-    from eo_tasks.store import MapPaths
+    from eo_tasks.core.aoi import AOIConfig
+    from eo_tasks.preprocess.composite import Calendar
+    from eo_tasks.core.errors import IncompleteOutputError
+    from eo_tasks.maps.evaluate import Truth, evaluate_aoi
+    from eo_tasks.core.settings import data_dir
+    from eo_tasks.maps.outputs import MapPaths
     from eo_tasks.trainset.pipeline import TrainingPaths
 
     aoi = AOIConfig.load(args.aoi)

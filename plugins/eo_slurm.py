@@ -1,7 +1,7 @@
 """Deferrable SLURM jobs for Airflow: an operator that submits over SSH and a trigger that waits.
 
 A training job runs for hours; holding a worker slot for that is waste. ``SlurmJobOperator``
-renders an ``hpc_templates/`` script (every value shell-quoted), submits it with ``sbatch`` over
+renders an ``eo_tasks/hpc/templates/`` script (every value shell-quoted), submits it with ``sbatch`` over
 the ``eo_hpc`` SSH connection and defers to ``SlurmJobTrigger``, which polls ``scontrol``/``sacct``
 from the triggerer, reconnecting when the login node or its sshd goes away for a while. When the
 job ends the operator copies the job's log into the task log, and resubmits jobs that ended for
@@ -25,11 +25,11 @@ from typing import Any
 from airflow.sdk import BaseOperator, Connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from eo_tasks.errors import HPCError, JobFailedError
-from eo_tasks.hpc import TEMPLATES_DIR, JobState, ParamikoShell, SlurmClient, SSHTarget, render_job_script
+from eo_tasks.core.errors import HPCError, JobFailedError
+from eo_tasks.hpc.slurm import TEMPLATES_DIR, JobState, ParamikoShell, SlurmClient, SSHTarget, render_job_script
 
 log = logging.getLogger(__name__)
-RESUBMIT_EXIT_CODE = 99  # eo_tasks.train: "checkpointed before the time limit, resubmit me"
+RESUBMIT_EXIT_CODE = 99  # eo_tasks.training.loop: "checkpointed before the time limit, resubmit me"
 
 
 def ssh_target(conn: Any) -> SSHTarget:
@@ -132,17 +132,17 @@ class SlurmJobTrigger(BaseTrigger):
 
 
 class SlurmJobOperator(BaseOperator):
-    """Runs an ``hpc_templates/`` job on SLURM over SSH, deferring while it runs.
+    """Runs an ``eo_tasks/hpc/templates/`` job on SLURM over SSH, deferring while it runs.
 
     Args:
-        template: Template file name in ``hpc_templates/``.
+        template: Template file name in ``eo_tasks/hpc/templates/``.
         values: The template's variables (may come from XCom).
         job_name: Stem of the script and log names on the cluster.
         ssh_conn_id: Airflow SSH connection of the login node; its extra ``remote_work_dir`` is
             where scripts and logs go (on the cluster's shared filesystem).
         max_resubmits: Resubmissions after TIMEOUT / PREEMPTED / NODE_FAIL / a checkpointed exit.
         poll_interval: Seconds between state polls in the triggerer.
-        templates_dir: Where the template lives (default: the repository's ``hpc_templates/``).
+        templates_dir: Where the template lives (default: the repository's ``eo_tasks/hpc/templates/``).
     """
 
     template_fields = ("values", "job_name")

@@ -9,7 +9,7 @@ features (10 bands + 5 indices) of one pixel, labelled with one of 9 classes. Fo
 - ``platform``: the platform's own path as shipped: the model saved as the trainer saves it
   (``keras_models.save_inference_model`` / a ``state_dict``), read back with
   ``eo_tasks.models.load_model`` (a ``Predictor``) and run by
-  ``eo_tasks.infer.sliding_window_labels`` with its default batch sizes over a synthetic series of
+  ``eo_tasks.maps.infer.sliding_window_labels`` with its default batch sizes over a synthetic series of
   48 composites × N pixels (34 window positions);
 - ``platform_batch_B``: the same with ``Predictor`` batches of B windows (default 4096);
 - ``tf_graph`` (TensorFlow only): the same with the loaded Keras model in a plain ``tf.function``,
@@ -34,7 +34,7 @@ them; every figure records the load average. Each variant's labels are compared 
 ``platform`` labels of the same round (``label_agreement``) and its probabilities on a sample of
 windows with the ``Predictor``'s (``max_abs_probability_difference``).
 
-**Post-processing** is measured in pixel·steps per second: ``eo_tasks.changes.analyse_sequences``
+**Post-processing** is measured in pixel·steps per second: ``eo_tasks.maps.changes.analyse_sequences``
 (median filter, step response, permanence rules) on synthetic label sequences (34 steps × 0.5 M
 pixels, with permanent changes, seasonal returns and isolated misclassifications), and
 ``drop_small_regions`` on a full Sentinel-2 tile (10 980 × 10 980 pixels) of change blobs and speckle.
@@ -85,7 +85,7 @@ Labeller = Callable[[np.ndarray], np.ndarray]  # series (composites, pixels, fea
 
 # --- the models --------------------------------------------------------------------------------
 def _card(backend: str, spec: Any, model_file: str) -> dict[str, Any]:
-    """A minimal model card, as ``eo_tasks.train.build_card`` writes it (the fields inference reads)."""
+    """A minimal model card, as ``eo_tasks.training.loop.build_card`` writes it (the fields inference reads)."""
     return {
         "schema": "eo-platform/model-card",
         "schema_version": 1,
@@ -201,7 +201,7 @@ def variants(backend: str, directory: Path, batch_sizes: list[int]) -> tuple[dic
     """The labelling variants compared for one model, and the ``Predictor`` of the platform path."""
     from functools import partial
 
-    from eo_tasks.infer import sliding_window_labels
+    from eo_tasks.maps.infer import sliding_window_labels
     from eo_tasks.models import Predictor, load_model
 
     predictor = load_model(directory)
@@ -225,7 +225,7 @@ def variants(backend: str, directory: Path, batch_sizes: list[int]) -> tuple[dic
 
 def harness_only(predictor: Any) -> Labeller:
     """The platform path with a free model: constant logits of the right shape."""
-    from eo_tasks.infer import sliding_window_labels
+    from eo_tasks.maps.infer import sliding_window_labels
     from eo_tasks.models import Predictor
 
     logits = np.random.default_rng(3).normal(size=(65536, WINDOW, CLASSES)).astype(np.float32)
@@ -413,7 +413,7 @@ def _timed(function: Callable[[], Any], repeats: int) -> list[float]:
 
 
 def measure_postprocessing(args: argparse.Namespace) -> dict[str, Any]:
-    from eo_tasks.changes import (
+    from eo_tasks.maps.changes import (
         ChangeParams,
         _mode_where,
         analyse_sequences,

@@ -1,6 +1,6 @@
 """Preprocessing benchmark: the same scenes to the same grid and calendar, three ways, in one run.
 
-(a) this pipeline (``eo_tasks.datacube.build_cube`` on a Dask LocalCluster), (b) odc-stac
+(a) this pipeline (``eo_tasks.preprocess.datacube.build_cube`` on a Dask LocalCluster), (b) odc-stac
 (``odc.stac.load`` + mask/scale + a median per calendar window, written to HDF5) — what a user
 would otherwise pick —, and (c) bare GDAL warping of the same bands alone (``gdal.Warp`` with
 ``multithread=True`` and ``NUM_THREADS=ALL_CPUS``, i.e. ``gdalwarp -multi -wo NUM_THREADS=ALL_CPUS``),
@@ -40,10 +40,10 @@ def load_inputs(archive: Path) -> tuple[Any, list[Any], list[Any]]:
 
     import pystac
 
-    from eo_tasks.aoi import AOIConfig
-    from eo_tasks.preprocess import SceneInput
-    from eo_tasks.providers.base import SearchQuery
-    from eo_tasks.providers.stac import LocalArchiveProvider
+    from eo_tasks.core.aoi import AOIConfig
+    from eo_tasks.preprocess.scene_prep import SceneInput
+    from eo_tasks.ingest.providers.base import SearchQuery
+    from eo_tasks.ingest.providers.stac import LocalArchiveProvider
 
     aoi = AOIConfig.load(archive / "aoi.yaml")
     query = SearchQuery(
@@ -68,9 +68,9 @@ def work_units(scenes: list[Any], pixels: int) -> float:
 
 # --- (a) this pipeline ---------------------------------------------------------------------------
 def run_pipeline(archive: Path, out: Path, workers: int) -> dict[str, float]:
-    from eo_tasks.cluster import dask_client
-    from eo_tasks.composite import Calendar
-    from eo_tasks.datacube import CubeSpec, build_cube
+    from eo_tasks.preprocess.cluster import dask_client
+    from eo_tasks.preprocess.composite import Calendar
+    from eo_tasks.preprocess.datacube import CubeSpec, build_cube
 
     aoi, scenes, _ = load_inputs(archive)
     spec = CubeSpec(
@@ -91,11 +91,11 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
     from odc.geo.geobox import GeoBox
     from odc.stac import load
 
-    from eo_tasks.cluster import dask_client
-    from eo_tasks.composite import Calendar
-    from eo_tasks.harmonize import HLS_MSI_TO_OLI
-    from eo_tasks.preprocess import CUBE_BANDS, QA_INVALID_BITS, SCL_INVALID
-    from eo_tasks.scenes import boa_offset_to_remove
+    from eo_tasks.preprocess.cluster import dask_client
+    from eo_tasks.preprocess.composite import Calendar
+    from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI
+    from eo_tasks.preprocess.scene_prep import CUBE_BANDS, QA_INVALID_BITS, SCL_INVALID
+    from eo_tasks.core.scenes import boa_offset_to_remove
 
     aoi, _, items = load_inputs(archive)
     calendar = Calendar(aoi.composites_per_year)
@@ -152,7 +152,7 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
 def run_gdalwarp(archive: Path, out: Path, workers: int) -> dict[str, float]:
     from osgeo import gdal
 
-    from eo_tasks.preprocess import CUBE_BANDS
+    from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 
     gdal.UseExceptions()
     aoi, scenes, _ = load_inputs(archive)
@@ -245,7 +245,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-archive-") as tmp:
         archive = args.archive
         if archive is None:
-            from eo_tasks.simulator import ScenarioConfig, simulate
+            from eo_simulator import ScenarioConfig, simulate
 
             archive = Path(tmp) / "archive"
             config = ScenarioConfig.from_dict(

@@ -11,7 +11,7 @@ a few thousand synthetic samples):
   batch already in memory (a ``tf.function`` step / a plain PyTorch loop): no input pipeline at all;
   loop and bound alternate in one process (``--rounds`` times), so a burst of load from other jobs on
   the machine hits both;
-- **entry point, 1 vs 2 workers**: ``python -m eo_tasks.train`` under ``horovodrun --gloo`` /
+- **entry point, 1 vs 2 workers**: ``python -m eo_tasks.training.loop`` under ``horovodrun --gloo`` /
   ``torchrun`` (gloo) with 1 and 2 workers sharing the cores, steady-state samples/s from the model
   card (median of the epochs after the first, which includes tracing) and the wall time of the run.
 
@@ -84,14 +84,14 @@ def _bare_step_pytorch(trainer: Any, batch: int) -> Any:
 def loop_and_bound(backend: str, trainset: Path, batch: int, rounds: int) -> dict[str, list[float]]:
     """In this process: ``rounds`` × (one epoch of the trainer, then as many bare steps), alternating.
 
-    The epoch is :meth:`Trainer.train_epoch`, the code ``python -m eo_tasks.train`` runs for each epoch
+    The epoch is :meth:`Trainer.train_epoch`, the code ``python -m eo_tasks.training.loop`` runs for each epoch
     (shuffling, batch gathering, learning-rate callbacks, stop checks, metric averaging); the bare
     steps are forward + backward + Adam on one batch already in memory, with the same model. The
     first epoch and the first bare steps (tracing) are not timed.
     """
     from eo_tasks.models import ModelSpec
-    from eo_tasks.train import StopRequest, TrainConfig, make_trainer
-    from eo_tasks.trainset_reader import read_info
+    from eo_tasks.training.loop import StopRequest, TrainConfig, make_trainer
+    from eo_tasks.training.data import read_info
 
     info = read_info(trainset)
     spec = ModelSpec.published("transformer", info.n_features, info.n_classes)
@@ -126,11 +126,11 @@ def _env(threads: int) -> dict[str, str]:
 
 
 def run_entry_point(backend: str, trainset: Path, workers: int, args: argparse.Namespace) -> dict:
-    """Runs ``python -m eo_tasks.train`` under horovodrun / torchrun; steady samples/s from its card."""
+    """Runs ``python -m eo_tasks.training.loop`` under horovodrun / torchrun; steady samples/s from its card."""
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as out:
         train = [
-            "-m", "eo_tasks.train", "--backend", backend, "--arch", "transformer",
+            "-m", "eo_tasks.training.loop", "--backend", backend, "--arch", "transformer",
             "--trainset", str(trainset), "--out", out, "--epochs", str(args.epochs),
             "--batch-size", str(args.batch_size),
         ]  # fmt: skip
@@ -245,7 +245,7 @@ def main() -> None:
             results[backend]["load_average_1_5_15_min"] = {"before": load_before, "after": os.getloadavg()}
             print(backend, json.dumps(results[backend]), flush=True)
     report = {
-        "what": "samples/s of the training loop (one epoch of the trainer python -m eo_tasks.train runs) vs "
+        "what": "samples/s of the training loop (one epoch of the trainer python -m eo_tasks.training.loop runs) vs "
         "bare forward+backward+Adam on one in-memory batch (the bound), alternating in one process; and the "
         "entry point with 1 vs 2 workers (horovodrun / torchrun, gloo) on the same cores",
         "goal": "loop >= 85 % of the bound",

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.aoi import AOIConfig
-from eo_tasks.classes import CLASSES
+from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.core.classes import CLASSES
 
 SWEEP_K = (2, 3, 4, 5)
 # Besides the published method (k = 3, the dominant cluster only), the whole pipeline also runs with
@@ -59,7 +59,7 @@ def machine() -> str:
 
 
 def simulate_archive(work: Path, size: int, s2: int, l8: int, years: list[int]) -> Path:
-    from eo_tasks.simulator import ScenarioConfig, simulate
+    from eo_simulator import ScenarioConfig, simulate
 
     root = work / "archive"
     if not (root / "catalog.json").exists():
@@ -72,12 +72,12 @@ def simulate_archive(work: Path, size: int, s2: int, l8: int, years: list[int]) 
 
 def build_cubes(archive: Path, work: Path, aoi: AOIConfig) -> dict[int, Path]:
     """One cube per year, as the preprocess DAG builds them (Dask LocalCluster)."""
-    from eo_tasks.cluster import dask_client
-    from eo_tasks.composite import Calendar
-    from eo_tasks.datacube import CubeSpec, build_cube
-    from eo_tasks.preprocess import SceneInput
-    from eo_tasks.providers.base import SearchQuery
-    from eo_tasks.providers.stac import LocalArchiveProvider
+    from eo_tasks.preprocess.cluster import dask_client
+    from eo_tasks.preprocess.composite import Calendar
+    from eo_tasks.preprocess.datacube import CubeSpec, build_cube
+    from eo_tasks.preprocess.scene_prep import SceneInput
+    from eo_tasks.ingest.providers.base import SearchQuery
+    from eo_tasks.ingest.providers.stac import LocalArchiveProvider
 
     provider = LocalArchiveProvider(str(archive / "catalog.json"))
     cubes = {}
@@ -252,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(message)s")
 
-    from eo_tasks.datacube import Cube
+    from eo_tasks.preprocess.datacube import Cube
     from eo_tasks.trainset import TrainsetConfig, cluster_filter, reference_on_grid
     from eo_tasks.trainset.reference import read_raster
 

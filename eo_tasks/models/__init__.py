@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.errors import ConfigError
+from eo_tasks.core.errors import ConfigError
 
 ARCHITECTURES = ("lstm", "transformer")
 BACKENDS = ("tensorflow", "pytorch")
@@ -171,7 +171,7 @@ def load_model(model_dir: Path | str) -> Predictor:
     """Loads a trained model of either backend for inference.
 
     Args:
-        model_dir: Directory written by ``python -m eo_tasks.train`` (model file + card).
+        model_dir: Directory written by ``python -m eo_tasks.training.loop`` (model file + card).
 
     Returns:
         A callable ``predict(x[batch, time, features]) -> probabilities[batch, time, classes]`` that

@@ -29,7 +29,7 @@ Datasets (N samples, T time steps = the calendar's composites of one year, F fea
 - ``features`` (N, T, F) float32, gzip: per sample, the year's composite time series of the cube's
   bands (reflectance), followed by NDVI, EVI, NDWI, NDSI, BSI when ``include_indices`` is set;
   the names are in the ``feature_names`` attribute. Raw values: normalize with the statistics below.
-- ``labels`` (N,) uint8: platform class codes (1..9, :data:`eo_tasks.classes.CLASSES`); one label per
+- ``labels`` (N,) uint8: platform class codes (1..9, :data:`eo_tasks.core.classes.CLASSES`); one label per
   sample, valid at every time step (the pixels are unchanged over the years sampled).
 - ``year`` (N,) int16: the year whose cube the sample comes from.
 - ``row``, ``col`` (N,) int32: the pixel on the AOI grid (``geotransform``).

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eo_tasks.errors import ConfigError
+from eo_tasks.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.classes import CLASSES
-from eo_tasks.errors import EOError
+from eo_tasks.core.classes import CLASSES
+from eo_tasks.core.errors import EOError
 from eo_tasks.trainset.sampling import SPLIT_NAMES, SPLIT_TRAIN
 
 FORMAT = "eo-platform/training-set"

@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from eo_tasks.aoi import GridSpec
-from eo_tasks.composite import INDEX_NAMES, spectral_indices
-from eo_tasks.datacube import Cube
-from eo_tasks.preprocess import Block, blocks
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.preprocess.composite import INDEX_NAMES, spectral_indices
+from eo_tasks.preprocess.datacube import Cube
+from eo_tasks.preprocess.scene_prep import Block, blocks
 
 
 def cube_grid(cube: Cube) -> GridSpec:

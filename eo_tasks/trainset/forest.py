@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.aoi import GridSpec
-from eo_tasks.classes import NODATA_CLASS
-from eo_tasks.datacube import Cube
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.classes import NODATA_CLASS
+from eo_tasks.preprocess.datacube import Cube
 from eo_tasks.trainset.features import iter_blocks, pixel_features
 from eo_tasks.trainset.reference import class_raster_writer
 from eo_tasks.trainset.sampling import class_name

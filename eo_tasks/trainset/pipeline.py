@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.aoi import AOIConfig, GridSpec
-from eo_tasks.classes import CLASSES, NODATA_CLASS
-from eo_tasks.datacube import Cube
-from eo_tasks.errors import ConfigError
-from eo_tasks.files import write_json
-from eo_tasks.quicklook import raster_quicklook
+from eo_tasks.core.aoi import AOIConfig, GridSpec
+from eo_tasks.core.classes import CLASSES, NODATA_CLASS
+from eo_tasks.preprocess.datacube import Cube
+from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.files import write_json
+from eo_tasks.core.quicklook import raster_quicklook
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import Samples, TrainingSetMetadata, write_training_set
 from eo_tasks.trainset.features import (

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eo_tasks.aoi import GridSpec
-from eo_tasks.classes import NODATA_CLASS, Legend
-from eo_tasks.errors import ConfigError
-from eo_tasks.quicklook import class_color_table
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.classes import NODATA_CLASS, Legend
+from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.quicklook import class_color_table
 
 
 def reference_on_grid(path: str | Path, legend_name: str, grid: GridSpec) -> np.ndarray:

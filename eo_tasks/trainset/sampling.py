@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.classes import CLASS_BY_CODE
-from eo_tasks.errors import ConfigError
+from eo_tasks.core.classes import CLASS_BY_CODE
+from eo_tasks.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 
 from eo_review import db
 from eo_review.render import map_png
-from eo_tasks.errors import CatalogError, ConfigError, EOError
-from eo_tasks.review import Review, apply_review
+from eo_tasks.core.errors import CatalogError, ConfigError, EOError
+from eo_tasks.maps.review import Review, apply_review
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection

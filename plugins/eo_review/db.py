@@ -1,7 +1,7 @@
 """The review UI's reads from the PostGIS store (``lc_map``, ``lc_change``), one small function each.
 
 Kept apart from the web app so every query can be tested against the real database without a
-browser or an HTTP client. Writes go through ``eo_tasks.review.apply_review`` only: it records the
+browser or an HTTP client. Writes go through ``eo_tasks.maps.review.apply_review`` only: it records the
 decision and rewrites the maps in one transaction. Geometry leaves PostGIS as GeoJSON in EPSG:4326.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from eo_tasks.catalog import connect, migrate
-from eo_tasks.classes import CLASS_BY_CODE, CLASSES
+from eo_tasks.store.catalog import connect, migrate
+from eo_tasks.core.classes import CLASS_BY_CODE, CLASSES
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -26,7 +26,7 @@ def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
 
     The api-server is no task, so the Task SDK's ``Connection.get`` is not available there; the
     core model reads the connection from the secrets backends (``AIRFLOW_CONN_*`` variables, then
-    the metadata database); ``eo_tasks.catalog.connect`` makes the psycopg2 connection, as for tasks.
+    the metadata database); ``eo_tasks.store.catalog.connect`` makes the psycopg2 connection, as for tasks.
 
     Args:
         conn_id: The Airflow connection of the PostGIS store.

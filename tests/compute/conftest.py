@@ -45,7 +45,7 @@ def train_command(
     """The command line of one training run (``launcher``: e.g. horovodrun/torchrun and their options)."""
     python = [str(BIN / "python")] if not launcher or launcher[0].endswith("horovodrun") else []
     return [
-        *launcher, *python, "-m", "eo_tasks.train", "--backend", backend, "--trainset", str(trainset),
+        *launcher, *python, "-m", "eo_tasks.training.loop", "--backend", backend, "--trainset", str(trainset),
         "--out", str(out), "--arch", "transformer", "--batch-size", "32", *TINY, *extra,
     ]  # fmt: skip
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eo_tasks.train import learning_rate, parse_args
+from eo_tasks.training.loop import learning_rate, parse_args
 from tests.compute.conftest import FRAMEWORKS, LAUNCHERS, TINY, run_train, train_command
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from eo_tasks.models import ModelSpec, load_model, softmax
-from eo_tasks.trainset_reader import read_info, read_rows
+from eo_tasks.training.data import read_info, read_rows
 from tests.compute.conftest import FRAMEWORKS, run_train, train_command
 
 CARD_KEYS = {

@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from eo_tasks.errors import ConfigError
+from eo_tasks.core.errors import ConfigError
 from eo_tasks.models import ModelSpec
-from eo_tasks.train import (
+from eo_tasks.training.loop import (
     LR_FLOOR,
     TrainConfig,
     classification_report,
@@ -23,7 +23,7 @@ from eo_tasks.train import (
     resume_plan,
     run_identity,
 )
-from eo_tasks.trainset_reader import part_rows, read_info, read_rows
+from eo_tasks.training.data import part_rows, read_info, read_rows
 from tests.compute.synthetic import write_trainset
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 
-from eo_tasks.datacube import Cube
+from eo_tasks.preprocess.datacube import Cube
 from tests.dags.helpers import load_dag, point_store_at, query, task_states
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from eo_tasks.simulator import ScenarioConfig, simulate
+    from eo_simulator import ScenarioConfig, simulate
 
     root = tmp_path_factory.mktemp("sim") / "archive"
     config = ScenarioConfig.from_dict(
@@ -60,8 +60,8 @@ def _assert_matches_truth(archive: Path, reflectance: np.ndarray, band_names: li
     """
     from osgeo import gdal
 
-    from eo_tasks.classes import CLASS_BY_NAME
-    from eo_tasks.simulator.spectra import ENDMEMBERS, S2_BAND_INDEX
+    from eo_tasks.core.classes import CLASS_BY_NAME
+    from eo_simulator.spectra import ENDMEMBERS, S2_BAND_INDEX
 
     truth = gdal.Open(str(archive / "truth" / "landcover_2022.tif")).ReadAsArray()
     changed = gdal.Open(str(archive / "truth" / "change_mask.tif")).ReadAsArray() > 0

@@ -24,8 +24,8 @@ import yaml
 from airflow.utils.state import DagRunState
 from osgeo import gdal
 
-from eo_tasks.catalog import SceneCatalog, migrate
-from eo_tasks.evaluate import read_raster
+from eo_tasks.store.catalog import SceneCatalog, migrate
+from eo_tasks.maps.evaluate import read_raster
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states
@@ -50,7 +50,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainset = write_trainset(root / "trainset.h5", samples=600, time_steps=COMPOSITES, n_features=10)
     out = root / "model"
     subprocess.run(
-        [str(REPO / ".venv-compute" / "bin" / "python"), "-m", "eo_tasks.train", "--trainset", str(trainset),
+        [str(REPO / ".venv-compute" / "bin" / "python"), "-m", "eo_tasks.training.loop", "--trainset", str(trainset),
          "--out", str(out), "--backend", "pytorch", "--arch", "transformer", "--epochs", "1",
          "--batch-size", "64", "--layers", "1", "--hidden", "16"],
         check=True, cwd=REPO, capture_output=True,

@@ -43,7 +43,7 @@ def platform_env(
     archive: Path, pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """A private AOI folder, data folder and PostGIS schema, with both cubes registered."""
-    from eo_tasks.catalog import SceneCatalog, migrate
+    from eo_tasks.store.catalog import SceneCatalog, migrate
 
     aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
     aoi["name"] = "trainsim"

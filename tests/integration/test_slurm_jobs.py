@@ -14,8 +14,8 @@ import pytest
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import TaskDeferred
 
-from eo_tasks.errors import JobFailedError, JobSubmissionError
-from eo_tasks.hpc import JobState, ParamikoShell, SlurmClient, render_job_script
+from eo_tasks.core.errors import JobFailedError, JobSubmissionError
+from eo_tasks.hpc.slurm import JobState, ParamikoShell, SlurmClient, render_job_script
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "plugins"))

@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
-from eo_tasks.hpc import JobState, ParamikoShell, SlurmClient
+from eo_tasks.hpc.slurm import JobState, ParamikoShell, SlurmClient
 
 ASSETS = Path(__file__).parent / "assets"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
-from eo_tasks.hpc import JobState, ParamikoShell, SlurmClient, render_job_script
+from eo_tasks.hpc.slurm import JobState, ParamikoShell, SlurmClient, render_job_script
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eo_tasks.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
-from eo_tasks.aoi import GridSpec
-from eo_tasks.changes import ChangeParams, break_composite
-from eo_tasks.errors import IncompleteOutputError
-from eo_tasks.infer import BLOCK_FILE, write_block
+from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.maps.changes import ChangeParams, break_composite
+from eo_tasks.core.errors import IncompleteOutputError
+from eo_tasks.maps.infer import BLOCK_FILE, write_block
 
 GRASS, TREE, BARE, SNOW = 3, 4, 6, 7
 W, N = 15, 24  # window, composites per year

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from eo_tasks.aoi import AOIConfig, load_all
-from eo_tasks.errors import ConfigError
+from eo_tasks.core.aoi import AOIConfig, load_all
+from eo_tasks.core.errors import ConfigError
 
 VALID: dict[str, Any] = {
     "name": "trentino",

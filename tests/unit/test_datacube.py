@@ -14,16 +14,16 @@ import h5py
 import numpy as np
 import pytest
 
-from eo_tasks.aoi import AOIConfig
-from eo_tasks.composite import Calendar
-from eo_tasks.datacube import Cube, CubeSpec, build_cube, from_int16, to_int16
-from eo_tasks.preprocess import SceneInput
+from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.preprocess.composite import Calendar
+from eo_tasks.preprocess.datacube import Cube, CubeSpec, build_cube, from_int16, to_int16
+from eo_tasks.preprocess.scene_prep import SceneInput
 from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from eo_tasks.simulator import ScenarioConfig, simulate
+    from eo_simulator import ScenarioConfig, simulate
 
     root = tmp_path_factory.mktemp("cube") / "archive"
     simulate(
@@ -116,7 +116,7 @@ def test_a_run_killed_while_writing_leaves_the_previous_cube_readable(archive: P
         sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
         from tests.unit.test_datacube import _scenes, _spec
-        from eo_tasks.datacube import build_cube
+        from eo_tasks.preprocess.datacube import build_cube
 
         def progress(done, total, seconds):
             print("writing", flush=True)

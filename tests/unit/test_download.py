@@ -1,4 +1,4 @@
-"""eo_tasks.download against the local replay server (real HTTP, no mocks)."""
+"""eo_tasks.ingest.download against the local replay server (real HTTP, no mocks)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from eo_tasks.download import CHUNK, fetch, parse_checksum, verify
-from eo_tasks.errors import ChecksumError, DownloadError
+from eo_tasks.ingest.download import CHUNK, fetch, parse_checksum, verify
+from eo_tasks.core.errors import ChecksumError, DownloadError
 from tests.fixtures.hub_replay import HubReplay, Logged, pseudo_random_bytes
 
 PATH = "/files/test/T32TPS_20210605T101031_B04_10m.tif"

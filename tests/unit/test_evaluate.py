@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eo_tasks.evaluate import change_scores, class_scores, date_errors, map_agreement
+from eo_tasks.maps.evaluate import change_scores, class_scores, date_errors, map_agreement
 
 
 def test_change_scores_by_hand() -> None:
@@ -52,10 +52,10 @@ def _days(day: dt.date) -> int:
 
 
 def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
-    from eo_tasks.aoi import GridSpec
-    from eo_tasks.composite import Calendar
-    from eo_tasks.evaluate import Truth, evaluate_aoi
-    from eo_tasks.store import write_change_cog, write_class_cog
+    from eo_tasks.core.aoi import GridSpec
+    from eo_tasks.preprocess.composite import Calendar
+    from eo_tasks.maps.evaluate import Truth, evaluate_aoi
+    from eo_tasks.maps.outputs import write_change_cog, write_class_cog
 
     grid = GridSpec(epsg=32632, bounds=(600000.0, 5099800.0, 600200.0, 5100000.0), resolution=10.0)  # 20 x 20
     before = np.full(grid.shape, 4, dtype=np.uint8)

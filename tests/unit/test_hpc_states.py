@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eo_tasks.errors import EOError, HPCError, JobFailedError
-from eo_tasks.hpc import JobState, array_state
+from eo_tasks.core.errors import EOError, HPCError, JobFailedError
+from eo_tasks.hpc.slurm import JobState, array_state
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_errors_share_one_root_and_the_builtin_bases() -> None:
 
 
 def test_job_templates_quote_every_value() -> None:
-    from eo_tasks.hpc import render_job_script
+    from eo_tasks.hpc.slurm import render_job_script
 
     script = render_job_script(
         "probe.sbatch.j2", {"ntasks": 2, "time_limit": "00:05:00", "partition": "debug; touch /tmp/pwned"}
@@ -59,7 +59,7 @@ def test_job_templates_quote_every_value() -> None:
 def test_job_templates_refuse_missing_values() -> None:
     import jinja2
 
-    from eo_tasks.hpc import render_job_script
+    from eo_tasks.hpc.slurm import render_job_script
 
     with pytest.raises(jinja2.UndefinedError):
         render_job_script("probe.sbatch.j2", {"ntasks": 2})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eo_tasks.infer import sliding_window_labels, window_label, window_positions
+from eo_tasks.maps.infer import sliding_window_labels, window_label, window_positions
 
 
 def test_positions_are_the_last_composite_of_each_complete_window() -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from eo_tasks.aoi import GridSpec
-from eo_tasks.composite import Calendar, composite, fill_gaps, spectral_indices
-from eo_tasks.harmonize import HLS_MSI_TO_OLI, msi_to_oli, oli_to_msi
-from eo_tasks.preprocess import (
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.preprocess.composite import Calendar, composite, fill_gaps, spectral_indices
+from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI, msi_to_oli, oli_to_msi
+from eo_tasks.preprocess.scene_prep import (
     Block,
     blocks,
     landsat_reflectance,
@@ -160,7 +160,7 @@ def test_blocks_tile_the_grid_exactly() -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_nan_median_matches_numpy(n: int) -> None:
-    from eo_tasks.composite import nan_median
+    from eo_tasks.preprocess.composite import nan_median
 
     rng = np.random.default_rng(n)
     stack = rng.normal(size=(n, 50, 3)).astype(np.float32)
@@ -172,7 +172,7 @@ def test_nan_median_matches_numpy(n: int) -> None:
 
 
 def test_aligned_read_equals_a_warp(tmp_path: Path) -> None:
-    from eo_tasks.preprocess import _open, _read_aligned
+    from eo_tasks.preprocess.scene_prep import _open, _read_aligned
 
     grid = GridSpec(epsg=32632, bounds=(600000.0, 5000000.0, 600640.0, 5000640.0), resolution=10.0)
     rng = np.random.default_rng(0)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from eo_tasks.aoi import GridSpec
-from eo_tasks.classes import CLASSES
-from eo_tasks.quicklook import class_quicklook, raster_quicklook
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.classes import CLASSES
+from eo_tasks.core.quicklook import class_quicklook, raster_quicklook
 from eo_tasks.trainset import write_class_raster
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from eo_tasks.aoi import AOIConfig
-from eo_tasks.ingest import LOOKBACK, search_window
-from eo_tasks.scenes import boa_offset_to_remove, platform_band, resolution_of
+from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.ingest.pipeline import LOOKBACK, search_window
+from eo_tasks.core.scenes import boa_offset_to_remove, platform_band, resolution_of
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from eo_tasks.aoi import AOIConfig, GridSpec
-from eo_tasks.classes import CLASS_BY_NAME, CLASSES
-from eo_tasks.datacube import FILL, SCALE, Cube, to_int16
-from eo_tasks.errors import ConfigError
-from eo_tasks.preprocess import CUBE_BANDS
+from eo_tasks.core.aoi import AOIConfig, GridSpec
+from eo_tasks.core.classes import CLASS_BY_NAME, CLASSES
+from eo_tasks.preprocess.datacube import FILL, SCALE, Cube, to_int16
+from eo_tasks.core.errors import ConfigError
+from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 from eo_tasks.trainset import (
     EmptyTrainingSetError,
     Samples,

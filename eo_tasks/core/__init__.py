@@ -1,0 +1,1 @@
+"""Shared contracts and helpers every stage uses: AOI configuration, grids, classes, errors, files."""

@@ -1,0 +1,1 @@
+"""The HPC side of the platform: SLURM over SSH and the job templates (package data)."""

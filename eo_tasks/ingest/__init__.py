@@ -1,0 +1,1 @@
+"""Stage 1, ingest: discover an AOI's scenes at its providers and download them verified."""

@@ -1,0 +1,195 @@
+"""Ingest stage: discover an AOI's new scenes at its providers, then download each one verified.
+
+Discovery is incremental: each provider is searched from a little before the newest scene the
+catalog already has for the AOI (or from the AOI's first year on the first run), so a daily run
+asks for days, not years, and a missed day heals itself. Scenes above the AOI's cloud limit are
+recorded as skipped with the reason, never downloaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from eo_tasks.core.aoi import AOIConfig, SourceSpec
+from eo_tasks.store.catalog import SceneCatalog
+from eo_tasks.ingest.download import fetch, file_digest
+from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
+from eo_tasks.ingest.providers import SceneProvider, SearchQuery
+
+log = logging.getLogger(__name__)
+LOOKBACK = dt.timedelta(days=30)  # providers publish late; re-search this much before the newest scene
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    """What one discovery found.
+
+    Attributes:
+        found: Scenes the providers returned.
+        new: Scenes new to the catalog.
+        skipped_cloudy: Scenes above the AOI's cloud-cover limit.
+        to_download: Ids of the AOI's scenes that still need a download (new or earlier failures).
+    """
+
+    found: int
+    new: int
+    skipped_cloudy: int
+    to_download: list[str]
+
+
+def search_window(
+    aoi: AOIConfig, latest_known: dt.datetime | None, until: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
+    """The time range to search at one provider.
+
+    Args:
+        aoi: The AOI (its first and last year bound the range).
+        latest_known: Acquisition time of the newest scene already catalogued from that provider.
+        until: End of the run's data interval.
+
+    Returns:
+        ``(start, end)``, end exclusive.
+    """
+    first = dt.datetime(aoi.first_year, 1, 1, tzinfo=dt.UTC)
+    start = max(first, latest_known - LOOKBACK) if latest_known else first
+    end = until
+    if aoi.last_year is not None:
+        end = min(end, dt.datetime(aoi.last_year + 1, 1, 1, tzinfo=dt.UTC))
+    return start, max(start, end)
+
+
+def discover(
+    aoi: AOIConfig,
+    catalog: SceneCatalog,
+    providers: Sequence[tuple[SourceSpec, SceneProvider]],
+    until: dt.datetime,
+    since: dt.datetime | None = None,
+    max_attempts: int = 3,
+) -> DiscoveryResult:
+    """Searches every source of the AOI and records what it finds.
+
+    Args:
+        aoi: The AOI.
+        catalog: The scene catalog.
+        providers: Each AOI source with its provider.
+        until: Search up to this time (the run's data interval end).
+        since: Search from this time instead of the incremental window (manual re-discovery).
+        max_attempts: Scenes that failed this many downloads are no longer offered.
+
+    Returns:
+        Counts and the ids still to download.
+    """
+    found = new = cloudy = 0
+    bbox = aoi.grid.footprint_wgs84()
+    for source, provider in providers:
+        latest = None if since else catalog.latest_datetime(aoi.name, provider.name)
+        start, end = (since, until) if since else search_window(aoi, latest, until)
+        query = SearchQuery(bbox=bbox, start=start, end=end, collections=source.collections)
+        log.info("%s: searching %s %s from %s to %s", aoi.name, provider.name, source.collections, start, end)
+        t0 = time.monotonic()
+        accepted = []
+        for scene in provider.search(query):
+            found += 1
+            if scene.cloud_cover is not None and scene.cloud_cover > aoi.cloud_cover_max:
+                cloudy += 1
+                reason = f"cloud cover {scene.cloud_cover:.1f} % > limit {aoi.cloud_cover_max:.1f} %"
+                log.info("skip %s: %s", scene.id, reason)
+                catalog.record_skip(aoi.name, scene.id, reason)
+                continue
+            accepted.append(scene)
+        new += len(catalog.upsert_discovered(aoi.name, accepted))
+        log.info(
+            "%s: %s returned %d scenes in %.1fs (%d accepted)",
+            aoi.name, provider.name, found, time.monotonic() - t0, len(accepted),
+        )  # fmt: skip
+    to_download = catalog.to_download(aoi.name, max_attempts)
+    log.info(
+        "%s: %d found, %d new, %d above the cloud limit, %d to download",
+        aoi.name, found, new, cloudy, len(to_download),
+    )  # fmt: skip
+    return DiscoveryResult(found=found, new=new, skipped_cloudy=cloudy, to_download=to_download)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """One scene's download."""
+
+    scene_id: str
+    state: str
+    local_dir: str | None
+    bytes: int
+    seconds: float
+
+
+def scene_dir(data_dir: Path, collection: str, scene_id: str) -> Path:
+    """Where a scene's files live: ``<data>/scenes/<collection>/<scene id>/``."""
+    return data_dir / "scenes" / collection / scene_id
+
+
+def _suffix(href: str) -> str:
+    return Path(urlparse(href).path).suffix or ".bin"
+
+
+def download_scene(
+    scene_id: str, catalog: SceneCatalog, provider: SceneProvider, data_dir: Path, attempts: int = 4
+) -> DownloadResult:
+    """Downloads every asset of a scene, verified, and marks it ready.
+
+    A scene that is already ready is left alone. A corrupt file is quarantined under
+    ``<data>/quarantine/<scene id>/`` and the scene is marked ``quarantined``; any other failure
+    marks it ``failed``; both re-raise so the orchestrator retries with back-off.
+
+    Args:
+        scene_id: Catalog id.
+        catalog: The scene catalog.
+        provider: The provider the scene was discovered at.
+        data_dir: Root of the platform's data.
+        attempts: Tries per file (network errors resume; checksum failures start over).
+
+    Returns:
+        The outcome.
+    """
+    scene = catalog.get(scene_id)
+    if not catalog.claim(scene_id):
+        log.info("%s is already %s", scene_id, scene.state)
+        return DownloadResult(scene_id, scene.state, scene.local_dir, 0, 0.0)
+    target = scene_dir(data_dir, scene.collection, scene.id)
+    t0 = time.monotonic()
+    try:
+        assets = provider.download_assets(scene.provider_id, scene.assets)
+        paths: dict[str, str] = {}
+        digests = hashlib.sha256()
+        session = provider.session()
+        for asset in sorted(assets, key=lambda a: a.band):
+            path = fetch(
+                asset.href,
+                target / f"{asset.band}{_suffix(asset.href)}",
+                checksum=asset.checksum,
+                size=asset.size,
+                session=session,
+                quarantine_dir=data_dir / "quarantine" / scene.id,
+                attempts=attempts,
+            )
+            paths[asset.band] = str(path)
+            digests.update(file_digest(path).encode())
+    except ChecksumError as err:
+        catalog.mark_failed(scene_id, str(err), quarantined=True)
+        raise
+    except (DownloadError, ProviderError) as err:
+        catalog.mark_failed(scene_id, str(err))
+        raise
+    size = sum(Path(p).stat().st_size for p in paths.values())
+    seconds = time.monotonic() - t0
+    catalog.mark_ready(scene_id, str(target), digests.hexdigest(), paths)
+    log.info(
+        "%s ready: %d files, %.1f MB in %.1fs (%.1f MB/s)",
+        scene_id, len(paths), size / 1e6, seconds, size / 1e6 / max(seconds, 1e-6),
+    )  # fmt: skip
+    return DownloadResult(scene_id, "ready", str(target), size, seconds)

@@ -1,0 +1,306 @@
+"""From the inference job's label sequences to a year's consistent land-cover map and its changes.
+
+A year's map is the previous year's map with the permanent changes found since embedded at their
+dates (Sedona et al. 2023), so consecutive maps differ only where the land changed:
+
+- year ``Y`` after the first: the windows slide over the cubes of ``Y − 1`` and ``Y``; the
+  label sequence is compared with the stored map of ``Y − 1`` (``eo_tasks.maps.changes``); kept changes
+  are embedded into it. A change dated late in ``Y − 1`` that only became certain in ``Y`` is found
+  here, dated in ``Y − 1``, and carried back into that map once a reviewer approves it.
+- the first year: there is no previous map; the map is the per-year classifier's label of the
+  year's whole series (the paper's initial annual map), and it holds no changes.
+- each change region is then dated at the break of its spectral series inside the first window
+  whose label flipped (:func:`refine_dates`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.maps.changes import (
+    ChangeParams,
+    analyse_sequences,
+    break_composite,
+    drop_small_regions,
+    embed_changes,
+)
+from eo_tasks.core.classes import NODATA_CLASS
+from eo_tasks.preprocess.datacube import Cube
+from eo_tasks.core.errors import ConfigError, IncompleteOutputError
+from eo_tasks.maps.infer import BLOCK_FILE
+from eo_tasks.preprocess.scene_prep import blocks
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class LabelSeries:
+    """The inference job's output for a map year, mosaicked over the AOI.
+
+    Attributes:
+        labels: ``(positions, rows, cols)`` class codes; position ``k`` is the window ending at
+            composite ``window - 1 + k``.
+        confidence: ``(positions, rows, cols)`` the label's mean probability, percent.
+        annual: ``(rows, cols)`` the map year's label from its whole series in one window (baseline).
+        composite_dates: Date of every composite of the series, oldest first.
+        window: ``w``.
+        model_id: The model that labelled them.
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    annual: np.ndarray
+    composite_dates: list[dt.date]
+    window: int
+    model_id: str
+
+
+def read_labels(labels_dir: Path, grid: GridSpec, block_px: int) -> LabelSeries:
+    """Mosaics the block files of an inference run.
+
+    Raises:
+        IncompleteOutputError: A block is missing (a task of the array failed): nothing is used.
+    """
+    import h5py
+
+    parts: dict[str, np.ndarray] = {}
+    attrs: dict[str, Any] = {}
+    for block in blocks(grid, block_px):
+        path = labels_dir / BLOCK_FILE.format(row0=block.row0, col0=block.col0)
+        if not path.is_file():
+            raise IncompleteOutputError(f"{path} is missing: the inference job did not finish its blocks")
+        with h5py.File(path, "r") as f:
+            if not parts:
+                attrs = dict(f.attrs)
+                n_pos = f["labels"].shape[0]
+                parts = {name: np.zeros((n_pos, *grid.shape), np.uint8) for name in ("labels", "confidence")}
+                parts["annual"] = np.zeros(grid.shape, np.uint8)
+            window = (slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols))
+            for name in ("labels", "confidence"):
+                parts[name][(slice(None), *window)] = f[name][:]
+            parts["annual"][window] = f["annual"][:]
+    return LabelSeries(
+        labels=parts["labels"],
+        confidence=parts["confidence"],
+        annual=parts["annual"],
+        composite_dates=[dt.date.fromisoformat(d) for d in json.loads(attrs["composite_dates"])],
+        window=int(attrs["window"]),
+        model_id=str(attrs["model_id"]),
+    )
+
+
+@dataclass(frozen=True)
+class YearResult:
+    """A year's map and its permanent changes.
+
+    Attributes:
+        classes: ``(rows, cols)`` the annual map.
+        changed: ``(rows, cols)`` permanent changes kept (region size ≥ ``ath``).
+        from_class: ``(rows, cols)`` class before (the previous map).
+        to_class: ``(rows, cols)`` class after (equal to ``from_class`` where unchanged).
+        change_days: ``(rows, cols)`` change date, days since 1970-01-01 (0 where unchanged).
+        change_composite: ``(rows, cols)`` change date as composite index of the series (−1 where unchanged).
+    """
+
+    classes: np.ndarray
+    changed: np.ndarray
+    from_class: np.ndarray
+    to_class: np.ndarray
+    change_days: np.ndarray
+    change_composite: np.ndarray
+
+
+def composite_days(composite: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:
+    """Composite indices (−1: none) as dates in days since 1970-01-01 (0: none)."""
+    days_of = np.array([(d - EPOCH).days for d in dates], dtype=np.int32)
+    return np.where(composite >= 0, days_of[np.clip(composite, 0, len(dates) - 1)], 0).astype(np.int32)
+
+
+def first_year_map(series: LabelSeries) -> YearResult:
+    """The first year's map: the per-year classifier's label of the year's whole series, no changes.
+
+    It is the initial map the label sequences of later years are compared with (as in the paper);
+    a change inside the first year is part of that initial state.
+    """
+    classes = series.annual.copy()
+    none = np.zeros(classes.shape, dtype=bool)
+    return YearResult(classes, none, classes, classes, np.zeros(classes.shape, np.int32),
+                      np.full(classes.shape, -1, np.int32))  # fmt: skip
+
+
+def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParams) -> YearResult:
+    """The map of a year after the first: the previous map with the permanent changes embedded.
+
+    Args:
+        series: Labels of the windows over the previous and this year's composites.
+        previous: ``(rows, cols)`` the stored map of the previous year (reviews included).
+        params: ``w``, ``p``, ``ath`` (the series' window must equal ``params.window``).
+
+    Returns:
+        The year's map and changes.
+    """
+    if series.window != params.window:
+        raise ConfigError(f"labels from windows of {series.window}, the analysis expects {params.window}")
+    n_pos, rows, cols = series.labels.shape
+    result = analyse_sequences(series.labels.reshape(n_pos, -1), previous.ravel(), params)
+    valid = (previous.ravel() != NODATA_CLASS) & (result.to_class != NODATA_CLASS)
+    changed = drop_small_regions((result.changed & valid).reshape(rows, cols), params.ath)
+    last = len(series.composite_dates) - 1
+    classes = embed_changes(previous.ravel(), result, changed.ravel(), last_composite=last).reshape(
+        rows, cols
+    )
+    composite = np.where(changed.ravel(), result.date_composite, -1).reshape(rows, cols).astype(np.int32)
+    days = composite_days(composite, series.composite_dates)
+    return YearResult(
+        classes=classes.astype(np.uint8),
+        changed=changed,
+        from_class=previous.astype(np.uint8),
+        to_class=np.where(changed, result.to_class.reshape(rows, cols), previous).astype(np.uint8),
+        change_days=days,
+        change_composite=composite,
+    )
+
+
+def refine_dates(
+    result: YearResult, cubes: Sequence[Cube], scale: np.ndarray, include_indices: bool, window: int
+) -> YearResult:
+    """Dates each change region at the break of its median spectral series inside its first flipped window.
+
+    The half-window rule assumes the classifier flips when half its window shows the new class;
+    real models flip earlier for some transitions and later for others. The first window whose
+    label flipped (ending ``window // 2`` after the rule's date) holds the change, and the region's
+    features show where (:func:`eo_tasks.maps.changes.break_composite`).
+
+    Args:
+        result: The year's result from :func:`next_year_map`.
+        cubes: The cubes the windows slid over, oldest first.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+        window: ``w``.
+
+    Returns:
+        The result with refined ``change_composite`` and ``change_days``.
+    """
+    from scipy import ndimage
+
+    from eo_tasks.trainset.features import pixel_features
+
+    regions, _ = ndimage.label(result.changed, structure=np.ones((3, 3), dtype=bool))
+    composite = result.change_composite.copy()
+    dates = [d for cube in cubes for d in cube.dates]
+    for index, box in enumerate(ndimage.find_objects(regions), 1):
+        if box is None:
+            continue
+        where = regions[box] == index
+        parts = [cube.read(box[0], box[1]) for cube in cubes]
+        reflectance = np.concatenate([r for r, _ in parts])[:, where]  # (composites, pixels, bands)
+        valid = np.concatenate([v for _, v in parts])[:, where]
+        features = (
+            pixel_features(reflectance.transpose(1, 0, 2), cubes[0].band_names, include_indices) / scale
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
+            median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
+        flip_end = int(np.median(result.change_composite[box][where])) + window // 2
+        composite[box][where] = break_composite(median, flip_end - window + 1, flip_end)
+    return replace(result, change_composite=composite, change_days=composite_days(composite, dates))
+
+
+@dataclass(frozen=True)
+class StoredYear:
+    """What :func:`store_year` wrote (a small, JSON-friendly summary for logs and XCom)."""
+
+    aoi: str
+    year: int
+    map_path: str
+    changes: int
+    changed_pixels: int
+    class_areas_ha: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data."""
+        return dict(self.__dict__)
+
+
+def store_year(
+    conn: PgConnection,
+    aoi: str,
+    year: int,
+    grid: GridSpec,
+    result: YearResult,
+    annual: np.ndarray,
+    data_dir: Path,
+    model_id: str | None,
+    provenance: dict[str, Any],
+) -> StoredYear:
+    """Writes a year's COGs, quicklooks and STAC item, then replaces its rows in PostGIS.
+
+    Files are renamed into place one by one; the rows are replaced in one transaction last, so a
+    failure before it leaves the previous rows untouched (and the next run rewrites the files).
+
+    Args:
+        conn: The PostGIS store.
+        aoi: AOI name.
+        year: Map year.
+        grid: The AOI grid.
+        result: The year's map and changes.
+        annual: The per-year classifier's map (baseline), kept next to the map for evaluation.
+        data_dir: The platform's data directory.
+        model_id: The model the labels came from.
+        provenance: Links for the STAC item: ``model_card``, ``cubes``, ``scenes``.
+
+    Returns:
+        The summary.
+    """
+    from eo_tasks.maps.stac import write_year_item
+    from eo_tasks.core.quicklook import change_quicklook, class_quicklook
+    from eo_tasks.maps.outputs import (
+        MapPaths,
+        change_regions,
+        class_areas,
+        replace_year,
+        write_change_cog,
+        write_class_cog,
+    )  # fmt: skip
+
+    paths = MapPaths.for_year(data_dir, aoi, year)
+    write_class_cog(paths.classes, result.classes, grid)
+    write_class_cog(paths.annual_baseline, annual, grid)
+    write_change_cog(paths.changes, result.change_days, result.from_class, result.to_class, grid)
+    class_quicklook(result.classes, paths.classes_png)
+    change_quicklook(result.classes, result.changed, paths.changes_png)
+    regions = change_regions(result.changed, result.from_class, result.to_class, result.change_days, grid)
+    areas = class_areas(result.classes, grid.resolution)
+    write_year_item(data_dir, aoi, year, grid, paths, model_id, provenance, len(regions))
+    replace_year(conn, aoi, year, str(paths.classes), model_id, areas, grid, regions)
+    return StoredYear(aoi, year, str(paths.classes), len(regions), int(result.changed.sum()), areas)
+
+
+def previous_map(conn: PgConnection, aoi: str, year: int) -> np.ndarray:
+    """The stored map of ``year`` (reviews included), for the next year's analysis.
+
+    Raises:
+        IncompleteOutputError: The year has no map yet (years are made one at a time, in order).
+    """
+    from eo_tasks.maps.review import read_class_map
+
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT cog_path FROM lc_map WHERE aoi = %s AND year = %s", (aoi, year))
+        row = cur.fetchone()
+    if row is None or not Path(row[0]).is_file():
+        raise IncompleteOutputError(
+            f"{aoi} has no map of {year}: make the years in order (it is needed first)"
+        )
+    return read_class_map(row[0])[0]

@@ -1,0 +1,236 @@
+"""Label-sequence analysis: which pixels changed for good, and when.
+
+The sliding-window classifier gives every pixel a sequence of labels, one per window position,
+across years. Most disagreements between that sequence and the initial annual map are noise or
+seasons (snow, crops, a flood), not land-cover change. Following Sedona et al. (IEEE GRSL 2023):
+
+1. a 1-D median filter of length ``p`` along the sequence removes isolated misclassifications;
+2. the binary sequence "differs from the initial map" is convolved with a step function (the
+   mean of the next ``h`` values minus the mean of the previous ``h``, ``h`` = half a window);
+   its maximum is where the change happened; the window there ends half a window after the ground
+   changed (see ``eo_tasks.maps.infer``), so the change is dated to that window's last composite minus
+   half a window;
+3. a change is **permanent** if it persists for at least half a window, the sequence returns to
+   its initial label at most once (more often is seasonal), it is not at the very start of the
+   series, and the pixel is still changed at the end of the series;
+4. connected change regions smaller than ``ath`` pixels are dropped.
+
+Everything is vectorized over pixels: sequences are arrays shaped ``(steps, pixels)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eo_tasks.core.errors import ConfigError
+
+NO_CHANGE = -1
+
+
+@dataclass(frozen=True)
+class ChangeParams:
+    """Parameters of the analysis (defaults from the paper).
+
+    Attributes:
+        window: ``w``, composites per classifier window.
+        median: ``p``, length of the median filter (odd).
+        ath: Smallest connected change region kept, in pixels.
+    """
+
+    window: int = 15
+    median: int = 5
+    ath: int = 100
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChangeParams:
+        """Validates and builds the parameters (unknown keys are an error)."""
+        unknown = set(data) - {"window", "median", "ath"}
+        if unknown:
+            raise ConfigError(f"maps: unknown field(s) {sorted(unknown)}")
+        params = cls(**{k: int(v) for k, v in data.items()})
+        if params.window < 2:
+            raise ConfigError(f"maps.window: must be at least 2, got {params.window}")
+        if params.median < 1 or params.median % 2 == 0:
+            raise ConfigError(f"maps.median: must be odd and positive, got {params.median}")
+        if params.ath < 1:
+            raise ConfigError(f"maps.ath: must be positive, got {params.ath}")
+        return params
+
+    @property
+    def half(self) -> int:
+        """Half a window, rounded up: the persistence and date-shift unit."""
+        return (self.window + 1) // 2
+
+
+def median_filter(labels: np.ndarray, length: int) -> np.ndarray:
+    """Median of each label and its neighbours along axis 0 (edges repeat the end values)."""
+    if length == 1:
+        return labels.copy()
+    pad = length // 2
+    padded = np.concatenate([np.repeat(labels[:1], pad, axis=0), labels, np.repeat(labels[-1:], pad, axis=0)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, length, axis=0)
+    return np.median(windows, axis=-1).astype(labels.dtype)
+
+
+def step_response(differs: np.ndarray, half: int) -> np.ndarray:
+    """Mean of the next ``half`` values minus the mean of the previous ``half``, at every position.
+
+    ``differs`` is padded with its first/last values, so a sequence that is changed from the very
+    start has no step there.
+    """
+    t = differs.shape[0]
+    x = differs.astype(np.float32)
+    padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
+    cumsum = np.concatenate([np.zeros_like(padded[:1]), np.cumsum(padded, axis=0)])
+    i = np.arange(t) + half  # position i of x sits at i + half in padded
+    after = cumsum[i + half] - cumsum[i]
+    before = cumsum[i] - cumsum[i - half]
+    return (after - before) / half
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """Per-pixel outcome of the analysis (arrays shaped like the pixel axis).
+
+    Attributes:
+        changed: True for a permanent change (before the region-size filter).
+        step: Position in the sequence where the change happened (NO_CHANGE otherwise).
+        date_composite: The estimated date as an index into the composite series the windows slid
+            over (position ``k`` is the window ending at composite ``window - 1 + k``, so this is
+            ``step + window - 1 - window // 2``; NO_CHANGE otherwise).
+        from_class: The initial label.
+        to_class: The label after the change (the most frequent filtered label after ``step``).
+    """
+
+    changed: np.ndarray
+    step: np.ndarray
+    date_composite: np.ndarray
+    from_class: np.ndarray
+    to_class: np.ndarray
+
+
+def analyse_sequences(labels: np.ndarray, initial: np.ndarray, params: ChangeParams) -> ChangeResult:
+    """Finds the permanent changes in label sequences.
+
+    Args:
+        labels: ``(steps, pixels)`` class codes, one per window position.
+        initial: ``(pixels,)`` the initial annual map.
+        params: Window, median length and region size.
+
+    Returns:
+        The per-pixel result (the region-size filter is :func:`drop_small_regions`).
+    """
+    steps, n = labels.shape
+    filtered = median_filter(labels, params.median)
+    differs = filtered != initial[None, :]
+    response = step_response(differs, params.half)
+    step = np.argmax(response, axis=0)
+    strength = response[step, np.arange(n)]
+
+    after = np.arange(steps)[:, None] >= step[None, :]
+    run_length = _run_length_from(differs, step)
+    returns = np.sum(differs[:-1] & ~differs[1:], axis=0)  # changed -> initial transitions
+    permanent = (
+        (strength > 0)
+        & (run_length >= params.half)  # (1) persists for half a window
+        & (returns <= 1)  # (2) returns to the initial label at most once
+        & (step >= params.median)  # (3) not at the very start of the series (within the filter's reach)
+        & differs[-1]  # still changed at the end
+    )
+    to_class = _mode_where(filtered, after & differs)
+    return ChangeResult(
+        changed=permanent,
+        step=np.where(permanent, step, NO_CHANGE),
+        date_composite=np.where(permanent, step + params.window - 1 - params.window // 2, NO_CHANGE),
+        from_class=initial.copy(),
+        to_class=np.where(permanent, to_class, initial),
+    )
+
+
+def _run_length_from(differs: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Length of the run of True values starting at ``start`` in each column."""
+    steps = differs.shape[0]
+    index = np.arange(steps)[:, None]
+    breaks = ~differs & (index >= start[None, :])
+    first_break = np.where(breaks.any(axis=0), np.argmax(breaks, axis=0), steps)
+    return first_break - start
+
+
+def _mode_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Most frequent value of each column among the rows where ``mask`` is True (0 where none)."""
+    codes = np.where(mask, values, 0)
+    present = np.unique(codes)
+    present = present[present != 0]  # only the codes that occur: 9 classes, whatever their values
+    if present.size == 0:
+        return np.zeros(codes.shape[1], dtype=np.int64)
+    counts = np.stack([np.sum(codes == code, axis=0) for code in present])
+    return np.where(counts.max(axis=0) > 0, present[counts.argmax(axis=0)], 0).astype(np.int64)
+
+
+def drop_small_regions(changed: np.ndarray, ath: int) -> np.ndarray:
+    """Keeps the connected (8-neighbour) change regions of at least ``ath`` pixels.
+
+    Args:
+        changed: ``(rows, cols)`` boolean change mask.
+        ath: Smallest region kept.
+
+    Returns:
+        The filtered mask.
+    """
+    from scipy import ndimage
+
+    regions, _ = ndimage.label(changed, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(regions.ravel())
+    keep = sizes >= ath
+    keep[0] = False
+    return keep[regions]
+
+
+def embed_changes(
+    initial: np.ndarray, result: ChangeResult, kept: np.ndarray, last_composite: int
+) -> np.ndarray:
+    """The map at composite ``last_composite``: the initial map with the kept changes dated up to it.
+
+    A change dated late in year Y therefore appears in the map of year Y, and in every later map.
+    """
+    applies = kept & (result.date_composite >= 0) & (result.date_composite <= last_composite)
+    return np.where(applies, result.to_class, initial)
+
+
+def break_composite(series: np.ndarray, lo: int, hi: int, half: int = 2) -> int:
+    """The composite in ``lo..hi`` where a feature series breaks most.
+
+    The break is the largest distance between the medians of the ``half`` composites from a
+    candidate on and the ``half`` before it.
+
+    The window labels only say that a change happened within the first window that shows it; the
+    spectral series of the changed region says where inside that window (a cleared forest drops its
+    NIR from one composite to the next). Unobserved composites (NaN) are ignored.
+
+    Args:
+        series: ``(composites, features)`` scaled features (e.g. a change region's median).
+        lo: First candidate composite (at least 1).
+        hi: Last candidate composite.
+        half: Composites on each side of a candidate.
+
+    Returns:
+        The composite index of the break (``lo`` when nothing in range was observed).
+    """
+    import warnings
+
+    best, best_jump = lo, -1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: unobserved composites
+        for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
+            jump = float(
+                np.linalg.norm(
+                    np.nanmedian(series[c : c + half], 0) - np.nanmedian(series[max(0, c - half) : c], 0)
+                )
+            )
+            if jump > best_jump:  # NaN compares False: skipped
+                best, best_jump = c, jump
+    return best

@@ -1,0 +1,289 @@
+"""Yearly land-cover maps and change polygons: Cloud Optimized GeoTIFFs and PostGIS rows.
+
+A map year is replaced as a whole: its COG is written under a temporary name and renamed, and
+its ``lc_map`` row and ``lc_change`` rows are deleted and inserted in one transaction, so a
+failed run leaves the previous year untouched and a re-run never duplicates rows. Reviews
+survive re-runs: a change region that comes back with the same classes keeps its status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.classes import CLASSES, NODATA_CLASS
+from eo_tasks.core.files import atomic_path
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+
+@dataclass(frozen=True)
+class MapPaths:
+    """Where one AOI-year's outputs live: ``<data>/maps/<aoi>/<year>/`` (the AOI and year in every name).
+
+    Attributes:
+        root: The year's directory.
+        aoi: AOI name.
+        year: Map year.
+    """
+
+    root: Path
+    aoi: str
+    year: int
+
+    @classmethod
+    def for_year(cls, data_dir: Path, aoi: str, year: int) -> MapPaths:
+        """The layout of ``aoi``'s outputs for ``year``."""
+        return cls(data_dir / "maps" / aoi / str(year), aoi, year)
+
+    @property
+    def classes(self) -> Path:
+        """The annual land-cover map (COG, colour table)."""
+        return self.root / f"lc_{self.aoi}_{self.year}.tif"
+
+    @property
+    def changes(self) -> Path:
+        """The change raster (COG; bands: date as days since 1970-01-01, from-class, to-class)."""
+        return self.root / f"changes_{self.aoi}_{self.year}.tif"
+
+    @property
+    def classes_png(self) -> Path:
+        """Quicklook of the map."""
+        return map_quicklook_path(self.classes)
+
+    @property
+    def changes_png(self) -> Path:
+        """Quicklook of the changes over a grey map."""
+        return map_quicklook_path(self.changes)
+
+    @property
+    def annual_baseline(self) -> Path:
+        """The per-year classifier's map without sequence analysis (a baseline for evaluation)."""
+        return self.root / f"baseline_{self.aoi}_{self.year}.tif"
+
+    @property
+    def stac_item(self) -> Path:
+        """The year's STAC item."""
+        return self.root / f"{self.aoi}_{self.year}.json"
+
+    @property
+    def labels(self) -> Path:
+        """Per-block label sequences written by the inference job array."""
+        return self.root / "labels"
+
+
+def map_quicklook_path(cog: Path) -> Path:
+    """The PNG quicklook next to a map or change COG."""
+    return cog.with_suffix(".png")
+
+
+def _srs_wkt(epsg: int) -> str:
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    return str(srs.ExportToWkt())
+
+
+def _mem_raster(array: np.ndarray, grid: GridSpec, gdal_type: int) -> Any:
+    from osgeo import gdal
+
+    rows, cols = array.shape
+    mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal_type)
+    mem.SetGeoTransform(grid.geotransform)
+    mem.SetProjection(_srs_wkt(grid.epsg))
+    mem.GetRasterBand(1).WriteArray(array)
+    return mem
+
+
+def _write_cog(path: Path, mem: Any) -> Path:
+    """Copies an in-memory raster to a COG (mode overviews), under a temporary name, then renamed."""
+    from osgeo import gdal
+
+    with atomic_path(path) as tmp:
+        gdal.GetDriverByName("COG").CreateCopy(
+            str(tmp), mem, options=["COMPRESS=DEFLATE", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"]
+        )
+    return path
+
+
+def write_class_cog(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
+    """Writes a class map as a COG with the platform's colour table and mode overviews, atomically."""
+    from osgeo import gdal
+
+    from eo_tasks.core.quicklook import class_color_table
+
+    gdal.UseExceptions()
+    mem = _mem_raster(classes.astype(np.uint8), grid, gdal.GDT_Byte)
+    band = mem.GetRasterBand(1)
+    band.SetRasterColorTable(class_color_table())
+    band.SetNoDataValue(NODATA_CLASS)
+    band.SetDescription("land cover class")
+    return _write_cog(path, mem)
+
+
+def write_change_cog(
+    path: Path, days: np.ndarray, from_class: np.ndarray, to_class: np.ndarray, grid: GridSpec
+) -> Path:
+    """Writes the change raster: bands change date (days since 1970-01-01), from-class, to-class.
+
+    0 everywhere a pixel did not change (the no-data value).
+    """
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    changed = days > 0
+    rows, cols = days.shape
+    mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 3, gdal.GDT_Int32)
+    mem.SetGeoTransform(grid.geotransform)
+    mem.SetProjection(_srs_wkt(grid.epsg))
+    bands = {"change date (days since 1970-01-01)": days, "class before": from_class, "class after": to_class}
+    for i, (name, array) in enumerate(bands.items(), 1):
+        band = mem.GetRasterBand(i)
+        band.WriteArray(np.where(changed, array, 0).astype(np.int32))
+        band.SetNoDataValue(0)
+        band.SetDescription(name)
+    return _write_cog(path, mem)
+
+
+@dataclass(frozen=True)
+class ChangeRegion:
+    """One connected permanent-change region, as a polygon row.
+
+    Attributes:
+        wkt: MultiPolygon in the grid's CRS.
+        from_class: Class before the change (majority over the region).
+        to_class: Class after the change (majority over the region).
+        change_date: Estimated date (median over the region).
+        area_m2: Area in square metres.
+    """
+
+    wkt: str
+    from_class: int
+    to_class: int
+    change_date: dt.date
+    area_m2: float
+
+
+def change_regions(
+    kept: np.ndarray,
+    from_class: np.ndarray,
+    to_class: np.ndarray,
+    dates: np.ndarray,
+    grid: GridSpec,
+) -> list[ChangeRegion]:
+    """Polygonizes the kept change regions (8-connected) with GDAL and summarizes each.
+
+    Args:
+        kept: ``(rows, cols)`` permanent-change mask after the region-size filter.
+        from_class: ``(rows, cols)`` class before.
+        to_class: ``(rows, cols)`` class after.
+        dates: ``(rows, cols)`` change dates as days since 1970-01-01.
+        grid: The AOI grid.
+
+    Returns:
+        One region per connected component.
+    """
+    from osgeo import gdal, ogr
+    from scipy import ndimage
+
+    regions, n = ndimage.label(kept, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return []
+    raster = _mem_raster(regions.astype(np.int32), grid, gdal.GDT_Int32)
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # keep: the layer dies with its source
+    layer = source.CreateLayer("regions", raster.GetSpatialRef())
+    layer.CreateField(ogr.FieldDefn("region", ogr.OFTInteger))
+    band = raster.GetRasterBand(1)
+    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
+    geometries: dict[int, Any] = {}
+    for feature in layer:
+        region = feature.GetField("region")
+        geom = feature.GetGeometryRef().Clone()
+        geometries[region] = geometries[region].Union(geom) if region in geometries else geom
+    out = []
+    for region, geom in sorted(geometries.items()):
+        where = regions == region
+        multi = ogr.ForceToMultiPolygon(geom)
+        out.append(
+            ChangeRegion(
+                wkt=multi.ExportToWkt(),
+                from_class=int(np.bincount(from_class[where]).argmax()),
+                to_class=int(np.bincount(to_class[where]).argmax()),
+                change_date=dt.date(1970, 1, 1) + dt.timedelta(days=int(np.median(dates[where]))),
+                area_m2=float(where.sum() * grid.resolution**2),
+            )
+        )
+    return out
+
+
+def class_areas(classes: np.ndarray, resolution: float) -> dict[str, float]:
+    """Area per class name, in hectares."""
+    counts = np.bincount(classes.ravel(), minlength=max(c.code for c in CLASSES) + 1)
+    return {c.name: float(counts[c.code] * resolution**2 / 1e4) for c in CLASSES}
+
+
+def replace_year(
+    conn: PgConnection,
+    aoi: str,
+    year: int,
+    cog_path: str,
+    model_id: str | None,
+    areas: dict[str, float],
+    grid: GridSpec,
+    changes: Sequence[ChangeRegion],
+) -> int:
+    """Replaces the AOI's map row and change rows of ``year`` in one transaction.
+
+    A change that comes back with the same classes over the same place keeps its review.
+
+    Returns:
+        The number of change rows written.
+    """
+    xmin, ymin, xmax, ymax = grid.bounds
+    footprint = f"POLYGON(({xmin} {ymin},{xmax} {ymin},{xmax} {ymax},{xmin} {ymax},{xmin} {ymin}))"
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE previous_review ON COMMIT DROP AS SELECT geom, from_class, to_class, status, "
+            "new_class, reviewed_by, reviewed_at FROM lc_change "
+            "WHERE aoi = %s AND year = %s AND status <> 'pending'",
+            (aoi, year),
+        )
+        cur.execute("DELETE FROM lc_change WHERE aoi = %s AND year = %s", (aoi, year))
+        cur.execute(
+            """
+            INSERT INTO lc_map (aoi, year, cog_path, model_id, class_areas_ha, footprint)
+            VALUES (%s, %s, %s, %s, %s, ST_Transform(ST_GeomFromText(%s, %s), 4326))
+            ON CONFLICT (aoi, year) DO UPDATE SET cog_path = EXCLUDED.cog_path, model_id = EXCLUDED.model_id,
+                class_areas_ha = EXCLUDED.class_areas_ha, footprint = EXCLUDED.footprint, created_at = now()
+            """,
+            (aoi, year, cog_path, model_id, json.dumps(areas), footprint, grid.epsg),
+        )
+        for change in changes:
+            cur.execute(
+                """
+                INSERT INTO lc_change (aoi, year, geom, from_class, to_class, change_date, area_m2)
+                VALUES (%s, %s, ST_Multi(ST_Transform(ST_GeomFromText(%s, %s), 4326)), %s, %s, %s, %s)
+                """,
+                (aoi, year, change.wkt, grid.epsg, change.from_class, change.to_class, change.change_date,
+                 change.area_m2),
+            )  # fmt: skip
+        cur.execute(
+            """
+            UPDATE lc_change c SET status = p.status, new_class = p.new_class, reviewed_by = p.reviewed_by,
+                reviewed_at = p.reviewed_at
+            FROM previous_review p
+            WHERE c.aoi = %s AND c.year = %s AND c.from_class = p.from_class AND c.to_class = p.to_class
+              AND ST_Area(ST_Intersection(c.geom, p.geom)) > 0.5 * ST_Area(c.geom)
+            """,
+            (aoi, year),
+        )
+    return len(changes)

@@ -1,0 +1,188 @@
+"""Reviewing detected changes: approve, reject or relabel, and keep the annual maps consistent.
+
+Every change starts ``pending``. A reviewer's decision is recorded with their name and the time,
+and the maps follow it, as in Sedona et al. (2023):
+
+- **approve** a change dated in an earlier year than the map it was found in: the change is carried
+  back into the maps from its date's year on (the map of year Y−1 gets it too);
+- **relabel**: approve with another new class, which replaces the detected one in those maps;
+- **reject**: the pixels return to the class before the change in the maps from the detection year on.
+
+Only pixels inside the change polygon that still hold the class being replaced are rewritten, so a
+later change over the same place is never overwritten. The review, the ``lc_map`` class areas and
+row locks on the maps concerned (so concurrent reviews of one map queue) form one transaction; each
+COG is replaced atomically inside it, just before the commit — if the commit itself failed, the
+files would be ahead of the rows until the next review or re-run of that year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.classes import CLASS_BY_CODE
+from eo_tasks.core.errors import CatalogError, ConfigError
+from eo_tasks.core.quicklook import class_quicklook
+from eo_tasks.maps.outputs import class_areas, map_quicklook_path, write_class_cog
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+ACTIONS = ("approve", "reject", "relabel")
+
+
+@dataclass(frozen=True)
+class Review:
+    """A reviewer's decision on one change.
+
+    Attributes:
+        change_id: ``lc_change.id``.
+        action: ``approve``, ``reject`` or ``relabel``.
+        reviewer: Who decided (recorded in ``reviewed_by``).
+        new_class: The class to set instead of the detected one (``relabel`` only).
+    """
+
+    change_id: int
+    action: str
+    reviewer: str
+    new_class: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ConfigError(f"review action must be one of {ACTIONS}, got {self.action!r}")
+        if not self.reviewer.strip():
+            raise ConfigError("a review needs the reviewer's name")
+        if (self.action == "relabel") != (self.new_class is not None):
+            raise ConfigError("relabel needs new_class, and only relabel takes one")
+        if self.new_class is not None and self.new_class not in CLASS_BY_CODE:
+            raise ConfigError(f"new_class {self.new_class} is not a platform class code")
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """What a review changed.
+
+    Attributes:
+        change_id: The change reviewed.
+        status: Its new status.
+        maps_updated: Years whose map pixels were rewritten.
+        pixels_updated: Pixels rewritten over all those maps.
+    """
+
+    change_id: int
+    status: str
+    maps_updated: tuple[int, ...]
+    pixels_updated: int
+
+
+def read_class_map(path: str) -> tuple[np.ndarray, GridSpec]:
+    """A class COG and its grid."""
+    from osgeo import gdal, osr
+
+    gdal.UseExceptions()
+    ds = gdal.Open(path)
+    x0, res, _, y1, _, _ = ds.GetGeoTransform()
+    srs = osr.SpatialReference(wkt=ds.GetProjection())
+    srs.AutoIdentifyEPSG()
+    epsg = int(srs.GetAuthorityCode(None))
+    grid = GridSpec(
+        epsg=epsg, bounds=(x0, y1 - res * ds.RasterYSize, x0 + res * ds.RasterXSize, y1), resolution=res
+    )
+    return np.asarray(ds.GetRasterBand(1).ReadAsArray()), grid
+
+
+def polygon_mask(wkt: str, grid: GridSpec) -> np.ndarray:
+    """Pixels of ``grid`` whose centre lies inside the polygon (WKT in the grid's CRS)."""
+    from osgeo import gdal, ogr, osr
+
+    rows, cols = grid.shape
+    raster = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Byte)
+    raster.SetGeoTransform(grid.geotransform)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(grid.epsg)
+    raster.SetProjection(srs.ExportToWkt())
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")
+    layer = source.CreateLayer("change", srs)
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+    layer.CreateFeature(feature)
+    gdal.RasterizeLayer(raster, [1], layer, burn_values=[1])
+    return np.asarray(raster.GetRasterBand(1).ReadAsArray()).astype(bool)
+
+
+def held_class(status: str, row: dict[str, Any], year: int) -> int:
+    """The class a change's pixels hold in the map of ``year``, given the change's review status."""
+    if status == "pending":
+        first, after = row["year"], row["to_class"]
+    elif status == "approved":
+        first, after = min(row["change_date"].year, row["year"]), row["new_class"] or row["to_class"]
+    else:
+        return int(row["from_class"])
+    return int(after if year >= first else row["from_class"])
+
+
+def apply_review(conn: PgConnection, review: Review) -> ReviewOutcome:
+    """Records a review and rewrites the maps it concerns, in one transaction.
+
+    Args:
+        conn: The PostGIS store (psycopg2).
+        review: The decision.
+
+    Returns:
+        What changed.
+
+    Raises:
+        CatalogError: No change with that id.
+    """
+    status = "rejected" if review.action == "reject" else "approved"
+    updated: list[int] = []
+    pixels = 0
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT aoi, year, from_class, to_class, new_class, status, change_date FROM lc_change "
+            "WHERE id = %s FOR UPDATE",
+            (review.change_id,),
+        )
+        found = cur.fetchone()
+        if found is None:
+            raise CatalogError(f"no change with id {review.change_id}")
+        names = ("aoi", "year", "from_class", "to_class", "new_class", "status", "change_date")
+        before = dict(zip(names, found, strict=True))
+        after = {**before, "new_class": review.new_class if review.action == "relabel" else None}
+        # Lock the maps (in year order): concurrent reviews of one map would otherwise each rewrite
+        # the COG from the same old pixels, and the later write would undo the earlier review.
+        cur.execute(
+            "SELECT year, cog_path FROM lc_map WHERE aoi = %s AND year >= %s ORDER BY year FOR UPDATE",
+            (before["aoi"], min(before["change_date"].year, before["year"])),
+        )
+        for year, cog_path in cur.fetchall():
+            old, new = held_class(before["status"], before, year), held_class(status, after, year)
+            if old == new:
+                continue
+            classes, grid = read_class_map(cog_path)
+            cur.execute("SELECT ST_AsText(ST_Transform(geom, %s)) FROM lc_change WHERE id = %s",
+                        (grid.epsg, review.change_id))  # fmt: skip
+            where = polygon_mask(cur.fetchone()[0], grid) & (classes == old)
+            if not where.any():
+                continue
+            classes[where] = new
+            write_class_cog(Path(cog_path), classes, grid)
+            class_quicklook(classes, map_quicklook_path(Path(cog_path)))
+            cur.execute(
+                "UPDATE lc_map SET class_areas_ha = %s WHERE aoi = %s AND year = %s",
+                (json.dumps(class_areas(classes, grid.resolution)), before["aoi"], year),
+            )
+            updated.append(year)
+            pixels += int(where.sum())
+        cur.execute(
+            "UPDATE lc_change SET status = %s, new_class = %s, reviewed_by = %s, reviewed_at = %s "
+            "WHERE id = %s",
+            (status, after["new_class"], review.reviewer, dt.datetime.now(dt.UTC), review.change_id),
+        )
+    return ReviewOutcome(review.change_id, status, tuple(updated), pixels)

@@ -1,0 +1,1 @@
+"""The PostGIS store: one database layer for scenes, cubes, training sets, models and maps."""

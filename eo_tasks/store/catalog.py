@@ -1,0 +1,361 @@
+"""The scene catalog in PostGIS: what was discovered, downloaded, skipped or quarantined, and why.
+
+Every write is an upsert or a guarded state transition, so running an ingest twice adds nothing
+and two workers never download the same scene at once. The schema is managed by numbered SQL
+migrations in ``eo_tasks/store/migrations`` applied under an advisory lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from eo_tasks.core.errors import CatalogError
+from eo_tasks.preprocess.scene_prep import SceneInput
+from eo_tasks.core.scenes import AssetRef, SceneRecord
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK = 727_001  # advisory lock id: one migrator at a time
+
+
+class ConnectionFields(Protocol):
+    """What the store needs of a connection definition (an Airflow ``Connection`` has these)."""
+
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str | None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]:
+        """The connection's extras."""
+        ...
+
+
+def connect(fields: ConnectionFields, **options: Any) -> PgConnection:
+    """A psycopg2 connection to the store from a connection definition (its libpq extras included).
+
+    psycopg2, not PostgresHook, which hands out psycopg 3 connections: the platform relies on
+    psycopg2's transaction semantics (``with conn:`` commits and keeps the connection open).
+
+    Args:
+        fields: Host, port, login, password, database (``schema``) and extras.
+        **options: More ``psycopg2.connect`` arguments, e.g. ``connect_timeout``.
+    """
+    import psycopg2
+
+    extra = {k: v for k, v in fields.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
+    return psycopg2.connect(
+        host=fields.host, port=fields.port or 5432, user=fields.login, password=fields.password,
+        dbname=fields.schema, **extra, **options,
+    )  # fmt: skip
+
+
+def migrate(conn: PgConnection, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
+    """Applies the SQL migrations that the database has not seen yet.
+
+    Args:
+        conn: An open connection; each migration commits on its own.
+        migrations_dir: Folder of ``NNNN_name.sql`` files.
+
+    Returns:
+        The versions applied by this call.
+    """
+    applied: list[str] = []
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migration "
+                "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            conn.commit()
+            cur.execute("SELECT version FROM schema_migration")
+            done = {row[0] for row in cur.fetchall()}
+            for path in sorted(migrations_dir.glob("*.sql")):
+                if path.stem in done:
+                    continue
+                cur.execute(path.read_text())
+                cur.execute("INSERT INTO schema_migration (version) VALUES (%s)", (path.stem,))
+                conn.commit()
+                applied.append(path.stem)
+                log.info("applied migration %s", path.stem)
+        except Exception:
+            conn.rollback()
+            raise
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            conn.commit()
+    return applied
+
+
+@dataclass(frozen=True)
+class CatalogedScene:
+    """A catalog row, as the download and preprocessing steps need it."""
+
+    id: str
+    collection: str
+    provider: str
+    provider_id: str
+    state: str
+    attempts: int
+    assets: tuple[AssetRef, ...]
+    properties: dict[str, Any]
+    local_dir: str | None
+
+
+def _assets_json(assets: Iterable[AssetRef]) -> str:
+    return json.dumps({a.band: {"href": a.href, "checksum": a.checksum, "size": a.size} for a in assets})
+
+
+class SceneCatalog:
+    """Reads and writes the ``scene`` tables.
+
+    Args:
+        conn: An open psycopg2 connection to the PostGIS store.
+    """
+
+    def __init__(self, conn: PgConnection) -> None:
+        self.conn = conn
+
+    def upsert_discovered(self, aoi: str, scenes: Sequence[SceneRecord]) -> list[str]:
+        """Records discovered scenes and links them to the AOI.
+
+        A scene already known keeps its state (a ready scene is never downloaded again).
+
+        Returns:
+            The ids that were new to the catalog.
+        """
+        new: list[str] = []
+        with self.conn, self.conn.cursor() as cur:
+            for s in scenes:
+                cur.execute(
+                    """
+                    INSERT INTO scene (id, collection, platform, datetime, cloud_cover, provider, provider_id,
+                                       footprint, properties, assets)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, ST_Multi(ST_GeomFromText(%s, 4326)), %s, %s)
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING id
+                    """,
+                    (
+                        s.id, s.collection, s.platform, s.datetime, s.cloud_cover, s.provider, s.provider_id,
+                        s.footprint_wkt, json.dumps(dict(s.properties)), _assets_json(s.assets),
+                    ),
+                )  # fmt: skip
+                if cur.fetchone():
+                    new.append(s.id)
+                cur.execute(
+                    "INSERT INTO aoi_scene (aoi, scene_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (aoi, s.id),
+                )
+        return new
+
+    def record_skip(self, aoi: str, scene_id: str, reason: str) -> None:
+        """Remembers why a scene was not taken (once per AOI and scene)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO scene_skip (aoi, scene_id, reason) VALUES (%s, %s, %s) "
+                "ON CONFLICT (aoi, scene_id) DO UPDATE SET reason = EXCLUDED.reason",
+                (aoi, scene_id, reason),
+            )
+
+    def to_download(self, aoi: str, max_attempts: int) -> list[str]:
+        """Scenes of the AOI that still need a download (new, or failed fewer than ``max_attempts`` times)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT s.id FROM scene s JOIN aoi_scene a ON a.scene_id = s.id
+                WHERE a.aoi = %s AND (s.state IN ('discovered', 'downloading')
+                      OR (s.state IN ('failed', 'quarantined') AND s.attempts < %s))
+                ORDER BY s.datetime, s.id
+                """,
+                (aoi, max_attempts),
+            )
+            return [row[0] for row in cur.fetchall()]
+
+    def get(self, scene_id: str) -> CatalogedScene:
+        """One scene's row."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT id, collection, provider, provider_id, state, attempts, assets, properties, "
+                "local_dir FROM scene WHERE id = %s",
+                (scene_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise CatalogError(f"scene {scene_id} is not in the catalog")
+        assets = tuple(
+            AssetRef(band=band, href=a["href"], checksum=a.get("checksum"), size=a.get("size"))
+            for band, a in row[6].items()
+        )
+        return CatalogedScene(
+            id=row[0], collection=row[1], provider=row[2], provider_id=row[3], state=row[4], attempts=row[5],
+            assets=assets, properties=row[7], local_dir=row[8],
+        )  # fmt: skip
+
+    def claim(self, scene_id: str) -> bool:
+        """Moves a scene to ``downloading``; False if it is already ready (or used)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE scene SET state = 'downloading', attempts = attempts + 1, reason = NULL, "
+                "updated_at = now() WHERE id = %s AND state NOT IN ('ready', 'used') RETURNING id",
+                (scene_id,),
+            )
+            return cur.fetchone() is not None
+
+    def mark_ready(self, scene_id: str, local_dir: str, checksum: str, local_paths: dict[str, str]) -> None:
+        """Records a verified download."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                UPDATE scene
+                SET state = 'ready', local_dir = %s, checksum = %s, reason = NULL, updated_at = now(),
+                    assets = (SELECT jsonb_object_agg(band, a || jsonb_build_object('local_path', p -> band))
+                              FROM jsonb_each(assets) AS e(band, a), (SELECT %s::jsonb AS p) AS paths)
+                WHERE id = %s
+                """,
+                (local_dir, checksum, json.dumps(local_paths), scene_id),
+            )
+
+    def mark_failed(self, scene_id: str, reason: str, quarantined: bool = False) -> None:
+        """Records a failed attempt (``quarantined`` when the data itself was bad)."""
+        state = "quarantined" if quarantined else "failed"
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE scene SET state = %s, reason = %s, updated_at = now() WHERE id = %s",
+                (state, reason[:2000], scene_id),
+            )
+
+    def counts(self, aoi: str) -> dict[str, int]:
+        """Number of the AOI's scenes per state."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT s.state, count(*) FROM scene s JOIN aoi_scene a ON a.scene_id = s.id "
+                "WHERE a.aoi = %s GROUP BY s.state",
+                (aoi,),
+            )
+            return {state: int(n) for state, n in cur.fetchall()}
+
+    def latest_datetime(self, aoi: str, provider: str) -> Any:
+        """Acquisition time of the AOI's newest scene from ``provider`` (None when there is none)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT max(s.datetime) FROM scene s JOIN aoi_scene a ON a.scene_id = s.id "
+                "WHERE a.aoi = %s AND s.provider = %s",
+                (aoi, provider),
+            )
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def ready_scenes(self, aoi: str, year: int) -> list[SceneInput]:
+        """The AOI's downloaded scenes acquired in ``year``, as preprocessing reads them."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT s.id, s.collection, s.datetime, s.assets, s.properties
+                FROM scene s JOIN aoi_scene a ON a.scene_id = s.id
+                WHERE a.aoi = %s AND s.state IN ('ready', 'used')
+                  AND s.datetime >= make_timestamptz(%s, 1, 1, 0, 0, 0, 'UTC')
+                  AND s.datetime < make_timestamptz(%s + 1, 1, 1, 0, 0, 0, 'UTC')
+                ORDER BY s.datetime, s.id
+                """,
+                (aoi, year, year),
+            )
+            rows = cur.fetchall()
+        return [
+            SceneInput(
+                id=row[0],
+                collection=row[1],
+                datetime=row[2],
+                files={band: a["local_path"] for band, a in row[3].items() if a.get("local_path")},
+                properties=row[4],
+            )
+            for row in rows
+        ]
+
+    def scene_years(self, aoi: str) -> list[int]:
+        """Years in which the AOI has downloaded scenes."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT extract(year FROM s.datetime AT TIME ZONE 'UTC')::int FROM scene s "
+                "JOIN aoi_scene a ON a.scene_id = s.id "
+                "WHERE a.aoi = %s AND s.state IN ('ready', 'used') ORDER BY 1",
+                (aoi,),
+            )
+            return [int(row[0]) for row in cur.fetchall()]
+
+    def datacube_fingerprint(self, aoi: str, year: int) -> str | None:
+        """The scene fingerprint of the AOI's registered cube of ``year`` (None if there is none)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT scene_fingerprint FROM datacube WHERE aoi = %s AND year = %s", (aoi, year))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def record_datacube(
+        self,
+        aoi: str,
+        year: int,
+        path: str,
+        fingerprint: str,
+        scenes: Sequence[str],
+        skipped: dict[str, str],
+        n_composites: int,
+    ) -> None:
+        """Registers (or replaces) the cube of an AOI and year and marks its scenes used, atomically."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO datacube
+                    (aoi, year, path, scene_fingerprint, scenes, skipped_scenes, n_composites)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (aoi, year) DO UPDATE SET path = EXCLUDED.path,
+                    scene_fingerprint = EXCLUDED.scene_fingerprint, scenes = EXCLUDED.scenes,
+                    skipped_scenes = EXCLUDED.skipped_scenes, n_composites = EXCLUDED.n_composites,
+                    created_at = now()
+                """,
+                (aoi, year, path, fingerprint, list(scenes), json.dumps(skipped), n_composites),
+            )
+            cur.execute(
+                "UPDATE scene SET state = 'used', updated_at = now() WHERE id = ANY(%s) AND state = 'ready'",
+                (list(scenes),),
+            )
+
+    def record_model(
+        self, model_id: str, aoi: str, path: str, card: dict[str, Any], slurm_job_id: str | None
+    ) -> None:
+        """Registers a trained model and its card (the schema of ``eo_tasks.training.loop.build_card``).
+
+        Re-registering the same id replaces the row.
+        """
+        test = (card.get("metrics") or {}).get("test") or {}
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO model
+                    (id, aoi, backend, architecture, path, training_set, slurm_job_id, accuracy, card)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET path = EXCLUDED.path, card = EXCLUDED.card,
+                    accuracy = EXCLUDED.accuracy, slurm_job_id = EXCLUDED.slurm_job_id
+                """,
+                (
+                    model_id, aoi, card["backend"], card["architecture"]["architecture"], path,
+                    card["training_set"]["path"], slurm_job_id, test.get("overall_accuracy"),
+                    json.dumps(card),
+                ),
+            )  # fmt: skip
+
+    def latest_model(self, aoi: str) -> tuple[str, str] | None:
+        """``(id, path)`` of the AOI's newest model, if any."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT id, path FROM model WHERE aoi = %s ORDER BY created_at DESC LIMIT 1", (aoi,))
+            row = cur.fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))

@@ -1,0 +1,1 @@
+"""Stage 4, training: the HPC-side trainer (``python -m eo_tasks.training``) for both backends."""
