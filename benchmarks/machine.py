@@ -11,13 +11,20 @@ from typing import Any
 def describe_machine() -> dict[str, Any]:
     """CPU model, cores available to this process, RAM and OS, from ``/proc`` (Linux)."""
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
-    )  # fmt: skip
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024**2
     cores = len(os.sched_getaffinity(0))
     return {
         "description": f"{cores}-core {platform.machine()} VM, {memory} GiB RAM, no GPU",
-        "cpu": cpu, "cores": cores, "memory_gib": memory, "os": platform.platform(), "gpu": None,
-    }  # fmt: skip
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": memory,
+        "os": platform.platform(),
+        "gpu": None,
+    }

@@ -103,9 +103,9 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             """The inference job's values once the year's cube(s), a model and the previous map exist."""
             from airflow.sdk import Connection
 
-            from eo_tasks.preprocess.datacube import cube_path
             from eo_tasks.core.settings import data_dir
             from eo_tasks.maps.outputs import MapPaths
+            from eo_tasks.preprocess.datacube import cube_path
 
             config = AOIConfig.load(aoi.source_file)
             year = logical_date.year  # the data interval's year: [Y-01-01, Y+1-01-01)
@@ -127,15 +127,22 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             run_key = hashlib.sha256(json.dumps([model[0], fingerprints]).encode()).hexdigest()[:12]
             hpc = config.hpc
             values = {
-                "job_name": f"infer-{config.name}-{year}", "array_tasks": config.maps.array_tasks,
-                "time_limit": hpc.time_limit, "partition": hpc.partition, "account": hpc.account,
-                "gpus_per_node": hpc.gpus_per_node, "modules": list(hpc.modules),
+                "job_name": f"infer-{config.name}-{year}",
+                "array_tasks": config.maps.array_tasks,
+                "time_limit": hpc.time_limit,
+                "partition": hpc.partition,
+                "account": hpc.account,
+                "gpus_per_node": hpc.gpus_per_node,
+                "modules": list(hpc.modules),
                 "venv": Connection.get(hpc.conn_id).extra_dejson["compute_venv"],
-                "model_id": model[0], "model_dir": model[1],
+                "model_id": model[0],
+                "model_dir": model[1],
                 "cubes": [str(cube_path(data_dir(), config.name, y)) for y in years],
                 "out_dir": str(MapPaths.for_year(data_dir(), config.name, year).labels / run_key),
-                "block_px": config.maps.block_px, "window": config.maps.changes.window, "year": year,
-            }  # fmt: skip
+                "block_px": config.maps.block_px,
+                "window": config.maps.changes.window,
+                "year": year,
+            }
             log.info("%s %d: model %s, cubes %s", config.name, year, model[0], values["cubes"])
             return PokeReturnValue(is_done=True, xcom_value=values)
 
@@ -158,12 +165,12 @@ def build_maps_dag(aoi: AOIConfig) -> None:
 
             import numpy as np
 
-            from eo_tasks.maps import annual_maps
-            from eo_tasks.preprocess.datacube import Cube
-            from eo_tasks.maps.infer import include_indices
-            from eo_tasks.models import read_card
             from eo_tasks.core.settings import data_dir
+            from eo_tasks.maps import annual_maps
+            from eo_tasks.maps.infer import include_indices
             from eo_tasks.maps.outputs import MapPaths
+            from eo_tasks.models import read_card
+            from eo_tasks.preprocess.datacube import Cube
 
             config = AOIConfig.load(aoi.source_file)
             year, start = int(values["year"]), time.perf_counter()
@@ -180,8 +187,11 @@ def build_maps_dag(aoi: AOIConfig) -> None:
                     indices = include_indices(card, cubes[0].band_names)
                     result = annual_maps.refine_dates(result, cubes, scale, indices, series.window)
                 scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
-                provenance = {"model_card": str(Path(values["model_dir"]) / "model_card.json"),
-                              "cubes": values["cubes"], "scenes": scenes}  # fmt: skip
+                provenance = {
+                    "model_card": str(Path(values["model_dir"]) / "model_card.json"),
+                    "cubes": values["cubes"],
+                    "scenes": scenes,
+                }
                 stored = annual_maps.store_year(
                     conn,
                     config.name,
@@ -199,10 +209,15 @@ def build_maps_dag(aoi: AOIConfig) -> None:
                     shutil.rmtree(stale, ignore_errors=True)
             log.info(
                 "%s %d: %d changes (%d px) from job %s in %.1f s; class areas (ha): %s; map %s",
-                config.name, year, stored.changes, stored.changed_pixels, job.get("job_id"),
-                time.perf_counter() - start, {k: round(v, 1) for k, v in stored.class_areas_ha.items() if v},
+                config.name,
+                year,
+                stored.changes,
+                stored.changed_pixels,
+                job.get("job_id"),
+                time.perf_counter() - start,
+                {k: round(v, 1) for k, v in stored.class_areas_ha.items() if v},
                 stored.map_path,
-            )  # fmt: skip
+            )
             return stored.as_dict()
 
         wait >> values

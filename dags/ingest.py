@@ -97,9 +97,9 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
         )
         def download(scene_id: str) -> dict[str, Any]:
             """Downloads one scene, verified; returns its state and size."""
+            from eo_tasks.core.settings import data_dir
             from eo_tasks.ingest.pipeline import download_scene
             from eo_tasks.ingest.providers import make_provider
-            from eo_tasks.core.settings import data_dir
 
             catalog = scene_catalog()
             config = AOIConfig.load(aoi.source_file)

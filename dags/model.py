@@ -79,8 +79,8 @@ def build_model_dag(aoi: AOIConfig) -> None:
             from airflow.sdk import Connection
 
             from eo_tasks.core.settings import data_dir
-            from eo_tasks.trainset.pipeline import TrainingPaths
             from eo_tasks.training.data import read_info
+            from eo_tasks.trainset.pipeline import TrainingPaths
 
             config = AOIConfig.load(aoi.source_file)
             trainset = TrainingPaths.for_aoi(data_dir(), aoi.name).trainset
@@ -88,22 +88,37 @@ def build_model_dag(aoi: AOIConfig) -> None:
                 raise FileNotFoundError(f"{trainset}: run training_{aoi.name} first")
             run = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id or pendulum.now("UTC").isoformat())
             hpc, spec = config.hpc, config.model
-            extra_args = [a for name in ("layers", "hidden") if getattr(spec, name)
-                          for a in (f"--{name}", str(getattr(spec, name)))]  # fmt: skip
+            extra_args = [
+                a
+                for name in ("layers", "hidden")
+                if getattr(spec, name)
+                for a in (f"--{name}", str(getattr(spec, name)))
+            ]
             # Train on windows of the yearly maps' w composites, as the inference slides them: trained on
             # whole years only, the model flips on windows at unpredictable points (README, Measured).
             window = config.maps.changes.window
             if window < read_info(trainset).time_steps:
                 extra_args += ["--window", str(window)]
             return {
-                "job_name": f"train-{aoi.name}", "nodes": hpc.nodes, "tasks_per_node": hpc.tasks_per_node,
-                "time_limit": hpc.time_limit, "signal_seconds": 300, "partition": hpc.partition,
-                "account": hpc.account, "gpus_per_node": hpc.gpus_per_node, "modules": list(hpc.modules),
-                "venv": Connection.get(hpc.conn_id).extra_dejson["compute_venv"], "trainset": str(trainset),
-                "out_dir": str(data_dir() / "models" / aoi.name / run), "backend": spec.backend,
-                "architecture": spec.architecture, "epochs": spec.epochs, "batch_size": spec.batch_size,
-                "master_port": 29500, "extra_args": extra_args,
-            }  # fmt: skip
+                "job_name": f"train-{aoi.name}",
+                "nodes": hpc.nodes,
+                "tasks_per_node": hpc.tasks_per_node,
+                "time_limit": hpc.time_limit,
+                "signal_seconds": 300,
+                "partition": hpc.partition,
+                "account": hpc.account,
+                "gpus_per_node": hpc.gpus_per_node,
+                "modules": list(hpc.modules),
+                "venv": Connection.get(hpc.conn_id).extra_dejson["compute_venv"],
+                "trainset": str(trainset),
+                "out_dir": str(data_dir() / "models" / aoi.name / run),
+                "backend": spec.backend,
+                "architecture": spec.architecture,
+                "epochs": spec.epochs,
+                "batch_size": spec.batch_size,
+                "master_port": 29500,
+                "extra_args": extra_args,
+            }
 
         values = job_values()
         train = SlurmJobOperator(

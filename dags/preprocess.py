@@ -68,9 +68,9 @@ def build_preprocess_dag(aoi: AOIConfig) -> None:
         @task(execution_timeout=timedelta(hours=6), map_index_template="{{ task.op_kwargs['year'] }}")
         def build_cube(year: int) -> dict[str, Any]:
             """Builds and registers the cube of one year."""
+            from eo_tasks.core.settings import data_dir
             from eo_tasks.preprocess.cluster import dask_client
             from eo_tasks.preprocess.datacube import build_year
-            from eo_tasks.core.settings import data_dir
 
             config = AOIConfig.load(aoi.source_file)
 
@@ -92,9 +92,14 @@ def build_preprocess_dag(aoi: AOIConfig) -> None:
                 log.warning("skipped %s: %s", scene_id, reason)
             log.info(
                 "%s %d: %d scenes -> %s in %.1fs; observed/filled pixels per composite: %s / %s",
-                aoi.name, year, report.scenes_used, report.path, report.seconds,
-                report.observed_pixels, report.filled_pixels,
-            )  # fmt: skip
+                aoi.name,
+                year,
+                report.scenes_used,
+                report.path,
+                report.seconds,
+                report.observed_pixels,
+                report.filled_pixels,
+            )
             return {"year": year, "path": report.path, "scenes": report.scenes_used}
 
         @task(outlets=[asset])

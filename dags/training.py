@@ -81,8 +81,8 @@ def build_training_dag(aoi: AOIConfig) -> None:
         def plan(params: dict[str, Any] | None = None) -> list[int]:
             """Years with a registered cube (within ``params.years``); validates ``params.trainset``."""
             from eo_tasks.store.catalog import migrate
-            from eo_tasks.trainset import TrainsetConfig
             from eo_tasks.store.trainsets import registered_cubes
+            from eo_tasks.trainset import TrainsetConfig
 
             params = params or {}
             TrainsetConfig.from_dict(params.get("trainset"))
@@ -109,8 +109,8 @@ def build_training_dag(aoi: AOIConfig) -> None:
         def annual(year: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
             """The year's annual training set, random forest, preliminary map and report."""
             from eo_tasks.core.settings import data_dir
-            from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_annual
             from eo_tasks.store.trainsets import registered_cubes
+            from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_annual
 
             config = AOIConfig.load(aoi.source_file)
             with closing(store_connection()) as conn:
@@ -125,8 +125,8 @@ def build_training_dag(aoi: AOIConfig) -> None:
         ) -> dict[str, Any]:
             """The multi-year training set from every year's unchanged pixels, registered in PostGIS."""
             from eo_tasks.core.settings import data_dir
-            from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_multiyear
             from eo_tasks.store.trainsets import record_training_set
+            from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_multiyear
 
             config = AOIConfig.load(aoi.source_file)
             settings = TrainsetConfig.from_dict((params or {}).get("trainset"))

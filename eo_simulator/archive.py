@@ -24,9 +24,6 @@ import pystac
 import yaml
 from osgeo import gdal
 
-from eo_tasks.core.classes import CLASS_BY_CODE, CLASSES, Legend
-from eo_tasks.core.errors import ConfigError
-from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI
 from eo_simulator.config import ScenarioConfig
 from eo_simulator.events import (
     REFERENCE_BLOCK_PX,
@@ -63,6 +60,9 @@ from eo_simulator.sensors import (
     simulate_s2,
 )
 from eo_simulator.spectra import L8_BANDS, S2_BANDS, Band
+from eo_tasks.core.classes import CLASS_BY_CODE, CLASSES, Legend
+from eo_tasks.core.errors import ConfigError
+from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI
 
 gdal.UseExceptions()
 

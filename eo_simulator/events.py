@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.core.classes import CLASS_BY_CODE, CLASS_BY_NAME
 from eo_simulator.landscape import SNOWABLE, Landscape, dilate, smooth_noise
 from eo_simulator.spectra import (
     CROPS,
@@ -32,6 +31,7 @@ from eo_simulator.spectra import (
     snowline_rank,
     surface_fractions,
 )
+from eo_tasks.core.classes import CLASS_BY_CODE, CLASS_BY_NAME
 
 MIN_EVENT_PIXELS = 120
 REFERENCE_BLOCK_PX = 3  # the reference's boundaries follow a 30 m grid

@@ -19,7 +19,6 @@ from enum import IntEnum
 import numpy as np
 from osgeo import gdal
 
-from eo_tasks.preprocess.harmonize import msi_to_oli
 from eo_simulator.config import ScenarioConfig
 from eo_simulator.events import PlantedEvent
 from eo_simulator.landscape import SNOWABLE, Grid, Landscape, dilate, smooth_noise, spatial_reference
@@ -38,6 +37,7 @@ from eo_simulator.spectra import (
     snow_cover,
     surface_fractions,
 )
+from eo_tasks.preprocess.harmonize import msi_to_oli
 
 gdal.UseExceptions()
 

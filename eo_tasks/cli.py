@@ -63,11 +63,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from eo_tasks.core.aoi import AOIConfig
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.core.errors import IncompleteOutputError
-    from eo_tasks.maps.evaluate import Truth, evaluate_aoi
     from eo_tasks.core.settings import data_dir
+    from eo_tasks.maps.evaluate import Truth, evaluate_aoi
     from eo_tasks.maps.outputs import MapPaths
+    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.trainset.pipeline import TrainingPaths
 
     aoi = AOIConfig.load(args.aoi)
@@ -97,17 +97,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def format_report(report: dict[str, object]) -> str:
     """The evaluation as a small text table."""
-    lines = [f"years {report['years']}, {report['truth_changed_pixels']} truly changed pixels scored",
-             f"{'method':44} {'precision':>9} {'recall':>7} {'F1':>6} {'IoU':>6} {'dated +-1':>9} "
-             f"{'agreement':>9}  map accuracy per year"]  # fmt: skip
+    lines = [
+        f"years {report['years']}, {report['truth_changed_pixels']} truly changed pixels scored",
+        f"{'method':44} {'precision':>9} {'recall':>7} {'F1':>6} {'IoU':>6} {'dated +-1':>9} "
+        f"{'agreement':>9}  map accuracy per year",
+    ]
     for method in report["methods"]:  # type: ignore[attr-defined]
         change, dates = method["change"], method["dates"]
         dated = f"{100 * dates['within_one']:8.1f}%" if dates else f"{'-':>9}"
         agreement = method["agreement_unchanged"]
         agree = f"{100 * agreement:8.2f}%" if agreement is not None else f"{'-':>9}"
         accuracy = ", ".join(f"{y}: {100 * a['overall_accuracy']:.1f}%" for y, a in method["maps"].items())
-        lines.append(f"{method['method']:44} {change['precision']:9.3f} {change['recall']:7.3f} "
-                     f"{change['f1']:6.3f} {change['iou']:6.3f} {dated} {agree}  {accuracy}")  # fmt: skip
+        lines.append(
+            f"{method['method']:44} {change['precision']:9.3f} {change['recall']:7.3f} "
+            f"{change['f1']:6.3f} {change['iou']:6.3f} {dated} {agree}  {accuracy}"
+        )
     return "\n".join(lines)
 
 

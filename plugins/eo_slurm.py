@@ -26,7 +26,14 @@ from airflow.sdk import BaseOperator, Connection
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from eo_tasks.core.errors import HPCError, JobFailedError
-from eo_tasks.hpc.slurm import TEMPLATES_DIR, JobState, ParamikoShell, SlurmClient, SSHTarget, render_job_script
+from eo_tasks.hpc.slurm import (
+    TEMPLATES_DIR,
+    JobState,
+    ParamikoShell,
+    SlurmClient,
+    SSHTarget,
+    render_job_script,
+)
 
 log = logging.getLogger(__name__)
 RESUBMIT_EXIT_CODE = 99  # eo_tasks.training.loop: "checkpointed before the time limit, resubmit me"

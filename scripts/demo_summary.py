@@ -13,9 +13,9 @@ from pathlib import Path
 
 from airflow.models.connection import Connection
 
-from eo_tasks.store.catalog import connect
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.maps.outputs import MapPaths
+from eo_tasks.store.catalog import connect
 
 
 def main(aoi: str, evaluation: str) -> None:

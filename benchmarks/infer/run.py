@@ -85,7 +85,7 @@ Labeller = Callable[[np.ndarray], np.ndarray]  # series (composites, pixels, fea
 
 # --- the models --------------------------------------------------------------------------------
 def _card(backend: str, spec: Any, model_file: str) -> dict[str, Any]:
-    """A minimal model card, as ``eo_tasks.training.loop.build_card`` writes it (the fields inference reads)."""
+    """A minimal model card, as ``model_card.build_card`` writes it (the fields inference reads)."""
     return {
         "schema": "eo-platform/model-card",
         "schema_version": 1,
@@ -248,8 +248,11 @@ def _rate(label: Labeller, series: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(values)), "best": round(max(values)),
-            "runs": [round(v) for v in values]}  # fmt: skip
+    return {
+        "median": round(statistics.median(values)),
+        "best": round(max(values)),
+        "runs": [round(v) for v in values],
+    }
 
 
 def measure_shape(backend: str, shape: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -343,8 +346,10 @@ def threads(backend: str) -> dict[str, Any]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
-                "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default"}  # fmt: skip
+        return {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default",
+        }
     import torch
 
     return {"torch_num_threads": torch.get_num_threads(), "interop": torch.get_num_interop_threads()}

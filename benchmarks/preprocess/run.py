@@ -41,9 +41,9 @@ def load_inputs(archive: Path) -> tuple[Any, list[Any], list[Any]]:
     import pystac
 
     from eo_tasks.core.aoi import AOIConfig
-    from eo_tasks.preprocess.scene_prep import SceneInput
     from eo_tasks.ingest.providers.base import SearchQuery
     from eo_tasks.ingest.providers.stac import LocalArchiveProvider
+    from eo_tasks.preprocess.scene_prep import SceneInput
 
     aoi = AOIConfig.load(archive / "aoi.yaml")
     query = SearchQuery(
@@ -91,11 +91,11 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
     from odc.geo.geobox import GeoBox
     from odc.stac import load
 
+    from eo_tasks.core.scenes import boa_offset_to_remove
     from eo_tasks.preprocess.cluster import dask_client
     from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI
     from eo_tasks.preprocess.scene_prep import CUBE_BANDS, QA_INVALID_BITS, SCL_INVALID
-    from eo_tasks.core.scenes import boa_offset_to_remove
 
     aoi, _, items = load_inputs(archive)
     calendar = Calendar(aoi.composites_per_year)
@@ -110,9 +110,13 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
     with dask_client(workers):
         t1 = time.monotonic()
         s2 = load(
-            s2_items, bands=[*CUBE_BANDS, "scl"], geobox=geobox, chunks=chunks, groupby="id",
+            s2_items,
+            bands=[*CUBE_BANDS, "scl"],
+            geobox=geobox,
+            chunks=chunks,
+            groupby="id",
             resampling={"*": "bilinear", "scl": "nearest"},
-        )  # fmt: skip
+        )
         offsets = xr.DataArray(
             [boa_offset_to_remove(i.properties) for i in s2_items], dims="time", coords={"time": s2.time}
         )
@@ -122,9 +126,13 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
         )
         landsat_bands = list(HLS_MSI_TO_OLI)
         l8 = load(
-            l8_items, bands=[*landsat_bands, "qa_pixel"], geobox=geobox, chunks=chunks, groupby="id",
+            l8_items,
+            bands=[*landsat_bands, "qa_pixel"],
+            geobox=geobox,
+            chunks=chunks,
+            groupby="id",
             resampling={"*": "bilinear", "qa_pixel": "nearest"},
-        )  # fmt: skip
+        )
         mask = sum(1 << bit for bit in QA_INVALID_BITS)
         l8_valid = (l8.qa_pixel & mask) == 0
         per_band = []
@@ -197,9 +205,19 @@ def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{method}-") as tmp:
         result_file = Path(tmp) / "result.json"
         cmd = [
-            sys.executable, str(HERE), "--child", method, "--archive", str(archive),
-            "--workers", str(workers), "--result", str(result_file), "--scratch", tmp,
-        ]  # fmt: skip
+            sys.executable,
+            str(HERE),
+            "--child",
+            method,
+            "--archive",
+            str(archive),
+            "--workers",
+            str(workers),
+            "--result",
+            str(result_file),
+            "--scratch",
+            tmp,
+        ]
         child = subprocess.Popen(cmd)
         peak = 0
         stop = threading.Event()
@@ -249,9 +267,15 @@ def main() -> None:
 
             archive = Path(tmp) / "archive"
             config = ScenarioConfig.from_dict(
-                {"seed": 7, "width": args.size, "height": args.size, "years": [2022],
-                 "s2_per_year": args.s2, "l8_per_year": args.l8}
-            )  # fmt: skip
+                {
+                    "seed": 7,
+                    "width": args.size,
+                    "height": args.size,
+                    "years": [2022],
+                    "s2_per_year": args.s2,
+                    "l8_per_year": args.l8,
+                }
+            )
             t0 = time.monotonic()
             simulate(config, archive)
             seconds = time.monotonic() - t0
@@ -263,8 +287,10 @@ def main() -> None:
             r = measure(method, archive, args.workers)
             r["mpixel_bands_per_s"] = units / r["seconds"]
             results[method] = r
-            print(f"{method:9s} {r['seconds']:7.1f} s  {r['mpixel_bands_per_s']:7.1f} Mpx·bands/s  "
-                  f"peak {r['peak_rss_mb']:7.0f} MB")  # fmt: skip
+            print(
+                f"{method:9s} {r['seconds']:7.1f} s  {r['mpixel_bands_per_s']:7.1f} Mpx·bands/s  "
+                f"peak {r['peak_rss_mb']:7.0f} MB"
+            )
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "python": platform.python_version(),

@@ -11,7 +11,7 @@ a few thousand synthetic samples):
   batch already in memory (a ``tf.function`` step / a plain PyTorch loop): no input pipeline at all;
   loop and bound alternate in one process (``--rounds`` times), so a burst of load from other jobs on
   the machine hits both;
-- **entry point, 1 vs 2 workers**: ``python -m eo_tasks.training.loop`` under ``horovodrun --gloo`` /
+- **entry point, 1 vs 2 workers**: ``python -m eo_tasks.training`` under ``horovodrun --gloo`` /
   ``torchrun`` (gloo) with 1 and 2 workers sharing the cores, steady-state samples/s from the model
   card (median of the epochs after the first, which includes tracing) and the wall time of the run.
 
@@ -84,14 +84,15 @@ def _bare_step_pytorch(trainer: Any, batch: int) -> Any:
 def loop_and_bound(backend: str, trainset: Path, batch: int, rounds: int) -> dict[str, list[float]]:
     """In this process: ``rounds`` × (one epoch of the trainer, then as many bare steps), alternating.
 
-    The epoch is :meth:`Trainer.train_epoch`, the code ``python -m eo_tasks.training.loop`` runs for each epoch
+    The epoch is :meth:`Trainer.train_epoch`, the code ``python -m eo_tasks.training`` runs for each epoch
     (shuffling, batch gathering, learning-rate callbacks, stop checks, metric averaging); the bare
     steps are forward + backward + Adam on one batch already in memory, with the same model. The
     first epoch and the first bare steps (tracing) are not timed.
     """
     from eo_tasks.models import ModelSpec
-    from eo_tasks.training.loop import StopRequest, TrainConfig, make_trainer
+    from eo_tasks.training.contract import StopRequest, TrainConfig
     from eo_tasks.training.data import read_info
+    from eo_tasks.training.loop import make_trainer
 
     info = read_info(trainset)
     spec = ModelSpec.published("transformer", info.n_features, info.n_classes)
@@ -120,20 +121,34 @@ def loop_and_bound(backend: str, trainset: Path, batch: int, rounds: int) -> dic
 # --- the loop: the real entry point -----------------------------------------------------------
 def _env(threads: int) -> dict[str, str]:
     return {
-        **os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO),
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "OMP_NUM_THREADS": str(threads),
+        "PYTHONPATH": str(REPO),
         "PATH": f"{BIN}:{os.environ['PATH']}",
-    }  # fmt: skip
+    }
 
 
 def run_entry_point(backend: str, trainset: Path, workers: int, args: argparse.Namespace) -> dict:
-    """Runs ``python -m eo_tasks.training.loop`` under horovodrun / torchrun; steady samples/s from its card."""
+    """Runs ``python -m eo_tasks.training`` under horovodrun / torchrun; steady samples/s from its card."""
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as out:
         train = [
-            "-m", "eo_tasks.training.loop", "--backend", backend, "--arch", "transformer",
-            "--trainset", str(trainset), "--out", out, "--epochs", str(args.epochs),
-            "--batch-size", str(args.batch_size),
-        ]  # fmt: skip
+            "-m",
+            "eo_tasks.training",
+            "--backend",
+            backend,
+            "--arch",
+            "transformer",
+            "--trainset",
+            str(trainset),
+            "--out",
+            out,
+            "--epochs",
+            str(args.epochs),
+            "--batch-size",
+            str(args.batch_size),
+        ]
         if backend == "tensorflow":
             command = [str(BIN / "horovodrun"), "--gloo", "-np", str(workers), "-H", f"localhost:{workers}"]
             command += [sys.executable, *train]
@@ -185,8 +200,11 @@ def versions() -> dict[str, str]:
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(values), 1), "best": round(max(values), 1),
-            "runs": [round(v, 1) for v in values]}  # fmt: skip
+    return {
+        "median": round(statistics.median(values), 1),
+        "best": round(max(values), 1),
+        "runs": [round(v, 1) for v in values],
+    }
 
 
 def benchmark_backend(backend: str, trainset: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -235,9 +253,13 @@ def main() -> None:
     results: dict[str, Any] = json.loads(args.out.read_text())["results"] if args.out.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
         trainset = write_trainset(
-            Path(tmp) / "trainset.h5", samples=args.samples, time_steps=SHAPE["time_steps"],
-            n_features=SHAPE["features"], fractions=(0.8, 0.1, 0.1), noise=0.1,
-        )  # fmt: skip
+            Path(tmp) / "trainset.h5",
+            samples=args.samples,
+            time_steps=SHAPE["time_steps"],
+            n_features=SHAPE["features"],
+            fractions=(0.8, 0.1, 0.1),
+            noise=0.1,
+        )
         for backend in args.backends:
             load_before = os.getloadavg()
             results[backend] = benchmark_backend(backend, trainset, args)
@@ -245,7 +267,7 @@ def main() -> None:
             results[backend]["load_average_1_5_15_min"] = {"before": load_before, "after": os.getloadavg()}
             print(backend, json.dumps(results[backend]), flush=True)
     report = {
-        "what": "samples/s of the training loop (one epoch of the trainer python -m eo_tasks.training.loop runs) vs "
+        "what": "samples/s of the training loop (one epoch of python -m eo_tasks.training) vs "
         "bare forward+backward+Adam on one in-memory batch (the bound), alternating in one process; and the "
         "entry point with 1 vs 2 workers (horovodrun / torchrun, gloo) on the same cores",
         "goal": "loop >= 85 % of the bound",

@@ -72,12 +72,12 @@ def simulate_archive(work: Path, size: int, s2: int, l8: int, years: list[int]) 
 
 def build_cubes(archive: Path, work: Path, aoi: AOIConfig) -> dict[int, Path]:
     """One cube per year, as the preprocess DAG builds them (Dask LocalCluster)."""
+    from eo_tasks.ingest.providers.base import SearchQuery
+    from eo_tasks.ingest.providers.stac import LocalArchiveProvider
     from eo_tasks.preprocess.cluster import dask_client
     from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.datacube import CubeSpec, build_cube
     from eo_tasks.preprocess.scene_prep import SceneInput
-    from eo_tasks.ingest.providers.base import SearchQuery
-    from eo_tasks.ingest.providers.stac import LocalArchiveProvider
 
     provider = LocalArchiveProvider(str(archive / "catalog.json"))
     cubes = {}
@@ -189,9 +189,13 @@ def run_config(
     multi = build_multiyear(aoi, cubes, paths, config)
     seconds = time.monotonic() - t0
     splits = block_splits(
-        truth.reference.shape, config.split_block_px, config.split_fractions, config.split_buffer_px,
-        config.seed, labels=truth.reference,
-    )  # fmt: skip
+        truth.reference.shape,
+        config.split_block_px,
+        config.split_fractions,
+        config.split_buffer_px,
+        config.seed,
+        labels=truth.reference,
+    )
     maps = {year: read_raster(paths.rf_map(year)) for year in cubes}
     per_year = {}
     for year, result in annual.items():
@@ -297,8 +301,12 @@ def main() -> None:
     result = {
         "what": "training sets from the reference map + per-year random forest, on the simulator's archive",
         "scenario": {
-            "size_px": args.size, "years": sorted(cubes), "s2_per_year": args.s2, "l8_per_year": args.l8,
-            "composites_per_year": aoi.composites_per_year, "seed": 1,
+            "size_px": args.size,
+            "years": sorted(cubes),
+            "s2_per_year": args.s2,
+            "l8_per_year": args.l8,
+            "composites_per_year": aoi.composites_per_year,
+            "seed": 1,
         },
         "reference_wrong_share": {
             str(y): round(float((truth.reference != truth.landcover[y])[labelled].mean()), 4) for y in cubes
@@ -316,13 +324,22 @@ def main() -> None:
         "machine": machine(),
         "python": platform.python_version(),
         "date": dt.date.today().isoformat(),
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, args.out)
-    print(json.dumps({"summary": result["published_method"]["summary"], "variants": variants, "sweep": sweep,
-                      "seconds": result["seconds"]}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "summary": result["published_method"]["summary"],
+                "variants": variants,
+                "sweep": sweep,
+                "seconds": result["seconds"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

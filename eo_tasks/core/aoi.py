@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from eo_tasks.maps.changes import ChangeParams
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.maps.changes import ChangeParams
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
 COLLECTIONS = ("sentinel-2-l2a", "landsat-c2-l2")
@@ -340,9 +340,19 @@ class AOIConfig:
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any], source_file: str, check_crs: bool) -> AOIConfig:
         allowed = {
-            "name", "grid", "first_year", "last_year", "sources", "reference", "cloud_cover_max",
-            "composites_per_year", "ingest_schedule", "model", "hpc", "maps",
-        }  # fmt: skip
+            "name",
+            "grid",
+            "first_year",
+            "last_year",
+            "sources",
+            "reference",
+            "cloud_cover_max",
+            "composites_per_year",
+            "ingest_schedule",
+            "model",
+            "hpc",
+            "maps",
+        }
         _known_keys(data, allowed, "AOI")
         name = str(_require(data, "name", "AOI"))
         if not _NAME.match(name):

@@ -15,20 +15,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 S2_BANDS = (
-    "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "swir16", "swir22", "scl",
-)  # fmt: skip
+    "blue",
+    "green",
+    "red",
+    "rededge1",
+    "rededge2",
+    "rededge3",
+    "nir",
+    "nir08",
+    "swir16",
+    "swir22",
+    "scl",
+)
 LANDSAT_BANDS = ("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")
 BANDS_BY_COLLECTION = {"sentinel-2-l2a": S2_BANDS, "landsat-c2-l2": LANDSAT_BANDS}
 
 # Sentinel-2 band ids (and other providers' spellings) -> platform band names.
 _S2_BAND_IDS = {
-    "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2", "B07": "rededge3",
-    "B08": "nir", "B8A": "nir08", "B11": "swir16", "B12": "swir22", "SCL": "scl",
-}  # fmt: skip
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B05": "rededge1",
+    "B06": "rededge2",
+    "B07": "rededge3",
+    "B08": "nir",
+    "B8A": "nir08",
+    "B11": "swir16",
+    "B12": "swir22",
+    "SCL": "scl",
+}
 _LANDSAT_ALIASES = {
-    "SR_B2": "blue", "SR_B3": "green", "SR_B4": "red", "SR_B5": "nir08", "SR_B6": "swir16", "SR_B7": "swir22",
-    "QA_PIXEL": "qa_pixel", "nir": "nir08",
-}  # fmt: skip
+    "SR_B2": "blue",
+    "SR_B3": "green",
+    "SR_B4": "red",
+    "SR_B5": "nir08",
+    "SR_B6": "swir16",
+    "SR_B7": "swir22",
+    "QA_PIXEL": "qa_pixel",
+    "nir": "nir08",
+}
 _RESOLUTION_SUFFIX = re.compile(r"_(\d+)m$")
 
 

@@ -107,10 +107,16 @@ class SSHTarget:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(
-                self.host, port=self.port, username=self.username, key_filename=self.key_file,
-                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, look_for_keys=False,
+                self.host,
+                port=self.port,
+                username=self.username,
+                key_filename=self.key_file,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                look_for_keys=False,
                 allow_agent=False,
-            )  # fmt: skip
+            )
         except (OSError, paramiko.SSHException) as err:
             client.close()
             raise HPCError(f"cannot reach the login node {self.host}:{self.port}: {err}") from err
@@ -210,8 +216,14 @@ def array_state(states: Sequence[JobState]) -> JobState:
         raise HPCError("a job with no tasks")
     active = [s for s in states if not s.is_terminal]
     if active:
-        order = [JobState.RUNNING, JobState.COMPLETING, JobState.CONFIGURING, JobState.REQUEUED,
-                 JobState.SUSPENDED, JobState.PENDING]  # fmt: skip
+        order = [
+            JobState.RUNNING,
+            JobState.COMPLETING,
+            JobState.CONFIGURING,
+            JobState.REQUEUED,
+            JobState.SUSPENDED,
+            JobState.PENDING,
+        ]
         return min(active, key=order.index)
     failed = [s for s in states if s != JobState.COMPLETED]
     if not failed:

@@ -18,10 +18,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from eo_tasks.core.aoi import AOIConfig, SourceSpec
-from eo_tasks.store.catalog import SceneCatalog
-from eo_tasks.ingest.download import fetch, file_digest
 from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
+from eo_tasks.ingest.download import fetch, file_digest
 from eo_tasks.ingest.providers import SceneProvider, SearchQuery
+from eo_tasks.store.catalog import SceneCatalog
 
 log = logging.getLogger(__name__)
 LOOKBACK = dt.timedelta(days=30)  # providers publish late; re-search this much before the newest scene
@@ -107,13 +107,21 @@ def discover(
         new += len(catalog.upsert_discovered(aoi.name, accepted))
         log.info(
             "%s: %s returned %d scenes in %.1fs (%d accepted)",
-            aoi.name, provider.name, found, time.monotonic() - t0, len(accepted),
-        )  # fmt: skip
+            aoi.name,
+            provider.name,
+            found,
+            time.monotonic() - t0,
+            len(accepted),
+        )
     to_download = catalog.to_download(aoi.name, max_attempts)
     log.info(
         "%s: %d found, %d new, %d above the cloud limit, %d to download",
-        aoi.name, found, new, cloudy, len(to_download),
-    )  # fmt: skip
+        aoi.name,
+        found,
+        new,
+        cloudy,
+        len(to_download),
+    )
     return DiscoveryResult(found=found, new=new, skipped_cloudy=cloudy, to_download=to_download)
 
 
@@ -190,6 +198,10 @@ def download_scene(
     catalog.mark_ready(scene_id, str(target), digests.hexdigest(), paths)
     log.info(
         "%s ready: %d files, %.1f MB in %.1fs (%.1f MB/s)",
-        scene_id, len(paths), size / 1e6, seconds, size / 1e6 / max(seconds, 1e-6),
-    )  # fmt: skip
+        scene_id,
+        len(paths),
+        size / 1e6,
+        seconds,
+        size / 1e6 / max(seconds, 1e-6),
+    )
     return DownloadResult(scene_id, "ready", str(target), size, seconds)

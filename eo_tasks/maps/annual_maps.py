@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.classes import NODATA_CLASS
+from eo_tasks.core.errors import ConfigError, IncompleteOutputError
 from eo_tasks.maps.changes import (
     ChangeParams,
     analyse_sequences,
@@ -33,10 +35,8 @@ from eo_tasks.maps.changes import (
     drop_small_regions,
     embed_changes,
 )
-from eo_tasks.core.classes import NODATA_CLASS
-from eo_tasks.preprocess.datacube import Cube
-from eo_tasks.core.errors import ConfigError, IncompleteOutputError
 from eo_tasks.maps.infer import BLOCK_FILE
+from eo_tasks.preprocess.datacube import Cube
 from eo_tasks.preprocess.scene_prep import blocks
 
 if TYPE_CHECKING:
@@ -136,8 +136,14 @@ def first_year_map(series: LabelSeries) -> YearResult:
     """
     classes = series.annual.copy()
     none = np.zeros(classes.shape, dtype=bool)
-    return YearResult(classes, none, classes, classes, np.zeros(classes.shape, np.int32),
-                      np.full(classes.shape, -1, np.int32))  # fmt: skip
+    return YearResult(
+        classes,
+        none,
+        classes,
+        classes,
+        np.zeros(classes.shape, np.int32),
+        np.full(classes.shape, -1, np.int32),
+    )
 
 
 def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParams) -> YearResult:
@@ -264,7 +270,6 @@ def store_year(
     Returns:
         The summary.
     """
-    from eo_tasks.maps.stac import write_year_item
     from eo_tasks.core.quicklook import change_quicklook, class_quicklook
     from eo_tasks.maps.outputs import (
         MapPaths,
@@ -273,7 +278,8 @@ def store_year(
         replace_year,
         write_change_cog,
         write_class_cog,
-    )  # fmt: skip
+    )
+    from eo_tasks.maps.stac import write_year_item
 
     paths = MapPaths.for_year(data_dir, aoi, year)
     write_class_cog(paths.classes, result.classes, grid)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from eo_tasks.core.classes import CLASSES
-from eo_tasks.preprocess.composite import Calendar
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.preprocess.composite import Calendar
 
 EPOCH = dt.date(1970, 1, 1)
 
@@ -88,8 +88,12 @@ def class_scores(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[int
     per_class = {}
     for code in classes:
         scores = change_scores(predicted == code, truth == code)
-        per_class[int(code)] = {"precision": scores.precision, "recall": scores.recall, "f1": scores.f1,
-                                "pixels": int(np.sum(truth == code))}  # fmt: skip
+        per_class[int(code)] = {
+            "precision": scores.precision,
+            "recall": scores.recall,
+            "f1": scores.f1,
+            "pixels": int(np.sum(truth == code)),
+        }
     return {"overall_accuracy": float(np.mean(predicted == truth)), "per_class": per_class}
 
 
@@ -220,10 +224,15 @@ def evaluate_aoi(
     ours = {year: read_raster(path) for year, path in maps.items()}
     methods = [
         score_method(
-            "sequence analysis (this platform)", ours, days > 0, scored, truth,
-            composite_index(days, first, calendar), truth_comp,
+            "sequence analysis (this platform)",
+            ours,
+            days > 0,
+            scored,
+            truth,
+            composite_index(days, first, calendar),
+            truth_comp,
         )
-    ]  # fmt: skip
+    ]
     for name, paths in baselines.items():
         their = {year: read_raster(path) for year, path in paths.items()}
         methods.append(score_method(name, their, _year_pair_changes(their), scored, truth))

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.preprocess.datacube import Cube
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.files import atomic_path
+from eo_tasks.preprocess.datacube import Cube
 from eo_tasks.preprocess.scene_prep import Block, blocks
 
 if TYPE_CHECKING:
@@ -130,8 +130,11 @@ def _open_cubes(paths: Sequence[Path]) -> list[Cube]:
     first = cubes[0]
     for cube in cubes[1:]:
         if (cube.shape[1:], cube.geotransform, cube.epsg, cube.band_names) != (
-            first.shape[1:], first.geotransform, first.epsg, first.band_names
-        ):  # fmt: skip
+            first.shape[1:],
+            first.geotransform,
+            first.epsg,
+            first.band_names,
+        ):
             raise ConfigError(f"{cube.path} is not on the grid / bands of {first.path}")
     return cubes
 
@@ -185,8 +188,11 @@ def infer_block(
         year = cubes[-1].shape[0]
         annual[seen] = codes[window_label(predict(np.moveaxis(observed[-year:], 1, 0)))]
     shape = (block.rows, block.cols)
-    return {"labels": labels.reshape(n_pos, *shape), "confidence": confidence.reshape(n_pos, *shape),
-            "annual": annual.reshape(shape)}  # fmt: skip
+    return {
+        "labels": labels.reshape(n_pos, *shape),
+        "confidence": confidence.reshape(n_pos, *shape),
+        "annual": annual.reshape(shape),
+    }
 
 
 def write_block(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
@@ -220,15 +226,22 @@ def run_job(job: InferenceJob, log: Callable[[str], None] = print) -> int:
             continue
         start = time.perf_counter()
         arrays = infer_block(cubes, block, predictor, job.window, job.batch_size)
-        attrs = {"row0": block.row0, "col0": block.col0, "model_id": predictor.card["model_id"],
-                 "window": job.window, "composite_dates": json.dumps(dates),
-                 "cubes": json.dumps([str(p) for p in job.cubes])}  # fmt: skip
+        attrs = {
+            "row0": block.row0,
+            "col0": block.col0,
+            "model_id": predictor.card["model_id"],
+            "window": job.window,
+            "composite_dates": json.dumps(dates),
+            "cubes": json.dumps([str(p) for p in job.cubes]),
+        }
         write_block(path, arrays, attrs)
         written += 1
         pixel_windows = arrays["labels"].size
         elapsed = time.perf_counter() - start
-        log(f"block {k}/{len(mine)} ({block.row0},{block.col0}): {pixel_windows} pixel-windows "
-            f"in {elapsed:.1f} s ({pixel_windows / elapsed:,.0f}/s)")  # fmt: skip
+        log(
+            f"block {k}/{len(mine)} ({block.row0},{block.col0}): {pixel_windows} pixel-windows "
+            f"in {elapsed:.1f} s ({pixel_windows / elapsed:,.0f}/s)"
+        )
     return written
 
 
@@ -249,9 +262,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=65536)
     args = parser.parse_args(argv)
     job = InferenceJob(
-        model_dir=args.model, cubes=tuple(args.cubes), out_dir=args.out, block_px=args.block_px,
-        window=args.window, task_index=args.task_index, tasks=args.tasks, batch_size=args.batch_size,
-    )  # fmt: skip
+        model_dir=args.model,
+        cubes=tuple(args.cubes),
+        out_dir=args.out,
+        block_px=args.block_px,
+        window=args.window,
+        task_index=args.task_index,
+        tasks=args.tasks,
+        batch_size=args.batch_size,
+    )
     start = time.perf_counter()
     written = run_job(job, log=lambda line: print(line, flush=True))
     print(

@@ -273,9 +273,17 @@ def replace_year(
                 INSERT INTO lc_change (aoi, year, geom, from_class, to_class, change_date, area_m2)
                 VALUES (%s, %s, ST_Multi(ST_Transform(ST_GeomFromText(%s, %s), 4326)), %s, %s, %s, %s)
                 """,
-                (aoi, year, change.wkt, grid.epsg, change.from_class, change.to_class, change.change_date,
-                 change.area_m2),
-            )  # fmt: skip
+                (
+                    aoi,
+                    year,
+                    change.wkt,
+                    grid.epsg,
+                    change.from_class,
+                    change.to_class,
+                    change.change_date,
+                    change.area_m2,
+                ),
+            )
         cur.execute(
             """
             UPDATE lc_change c SET status = p.status, new_class = p.new_class, reviewed_by = p.reviewed_by,

@@ -166,8 +166,10 @@ def apply_review(conn: PgConnection, review: Review) -> ReviewOutcome:
             if old == new:
                 continue
             classes, grid = read_class_map(cog_path)
-            cur.execute("SELECT ST_AsText(ST_Transform(geom, %s)) FROM lc_change WHERE id = %s",
-                        (grid.epsg, review.change_id))  # fmt: skip
+            cur.execute(
+                "SELECT ST_AsText(ST_Transform(geom, %s)) FROM lc_change WHERE id = %s",
+                (grid.epsg, review.change_id),
+            )
             where = polygon_mask(cur.fetchone()[0], grid) & (classes == old)
             if not where.any():
                 continue

@@ -171,7 +171,7 @@ def load_model(model_dir: Path | str) -> Predictor:
     """Loads a trained model of either backend for inference.
 
     Args:
-        model_dir: Directory written by ``python -m eo_tasks.training.loop`` (model file + card).
+        model_dir: Directory written by ``python -m eo_tasks.training`` (model file + card).
 
     Returns:
         A callable ``predict(x[batch, time, features]) -> probabilities[batch, time, classes]`` that

@@ -31,9 +31,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eo_tasks.core.aoi import AOIConfig, GridSpec
-from eo_tasks.preprocess.composite import Calendar, composite, fill_gaps
 from eo_tasks.core.files import atomic_path
-from eo_tasks.preprocess.scene_prep import CUBE_BANDS, Block, SceneInput, SceneReadError, blocks, check_scene, read_block
+from eo_tasks.preprocess.composite import Calendar, composite, fill_gaps
+from eo_tasks.preprocess.scene_prep import (
+    CUBE_BANDS,
+    Block,
+    SceneInput,
+    SceneReadError,
+    blocks,
+    check_scene,
+    read_block,
+)
 
 if TYPE_CHECKING:
     from eo_tasks.store.catalog import SceneCatalog
@@ -195,9 +203,15 @@ def build_cube(
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         refl = f.create_dataset(
-            "reflectance", (n, rows, cols, nb), dtype="i2", chunks=chunk, compression="gzip",
-            compression_opts=1, shuffle=True, fillvalue=FILL,
-        )  # fmt: skip
+            "reflectance",
+            (n, rows, cols, nb),
+            dtype="i2",
+            chunks=chunk,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+            fillvalue=FILL,
+        )
         valid = f.create_dataset("valid", (n, rows, cols), dtype="u1", chunks=chunk[:3], compression="gzip")
         for done, result in enumerate(_compute_blocks(usable, spec, todo, client), start=1):
             b = result.block

@@ -19,8 +19,8 @@ import numpy as np
 
 from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.errors import EOError
-from eo_tasks.preprocess.harmonize import oli_to_msi
 from eo_tasks.core.scenes import SceneRecord, boa_offset_to_remove
+from eo_tasks.preprocess.harmonize import oli_to_msi
 
 # Scene Classification Layer classes that are not a clear view of the surface.
 SCL_INVALID = frozenset({0, 1, 3, 8, 9, 10})  # no data, saturated/defective, shadow, cloud med/high, cirrus
@@ -177,8 +177,9 @@ def _read_aligned(
     if c0 >= c1 or r0 >= r1:
         return out
     alg = gdal.GRIORA_Bilinear if resampling == "bilinear" else gdal.GRIORA_NearestNeighbour
-    data = band.ReadAsArray(c0, r0, c1 - c0, r1 - r0, buf_xsize=(c1 - c0) * r, buf_ysize=(r1 - r0) * r,
-                            resample_alg=alg)  # fmt: skip
+    data = band.ReadAsArray(
+        c0, r0, c1 - c0, r1 - r0, buf_xsize=(c1 - c0) * r, buf_ysize=(r1 - r0) * r, resample_alg=alg
+    )
     j0, i0 = fc0 - c0 * r, fr0 - r0 * r  # block pixel (0, 0) in the read buffer
     ks, ke = max(0, -j0), min(block.cols, data.shape[1] - j0)
     rs, re = max(0, -i0), min(block.rows, data.shape[0] - i0)

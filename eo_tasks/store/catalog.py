@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eo_tasks.core.errors import CatalogError
-from eo_tasks.preprocess.scene_prep import SceneInput
 from eo_tasks.core.scenes import AssetRef, SceneRecord
+from eo_tasks.preprocess.scene_prep import SceneInput
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -55,9 +55,14 @@ def connect(fields: ConnectionFields, **options: Any) -> PgConnection:
 
     extra = {k: v for k, v in fields.extra_dejson.items() if k in ("options", "sslmode", "sslrootcert")}
     return psycopg2.connect(
-        host=fields.host, port=fields.port or 5432, user=fields.login, password=fields.password,
-        dbname=fields.schema, **extra, **options,
-    )  # fmt: skip
+        host=fields.host,
+        port=fields.port or 5432,
+        user=fields.login,
+        password=fields.password,
+        dbname=fields.schema,
+        **extra,
+        **options,
+    )
 
 
 def migrate(conn: PgConnection, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
@@ -147,10 +152,18 @@ class SceneCatalog:
                     RETURNING id
                     """,
                     (
-                        s.id, s.collection, s.platform, s.datetime, s.cloud_cover, s.provider, s.provider_id,
-                        s.footprint_wkt, json.dumps(dict(s.properties)), _assets_json(s.assets),
+                        s.id,
+                        s.collection,
+                        s.platform,
+                        s.datetime,
+                        s.cloud_cover,
+                        s.provider,
+                        s.provider_id,
+                        s.footprint_wkt,
+                        json.dumps(dict(s.properties)),
+                        _assets_json(s.assets),
                     ),
-                )  # fmt: skip
+                )
                 if cur.fetchone():
                     new.append(s.id)
                 cur.execute(
@@ -198,9 +211,16 @@ class SceneCatalog:
             for band, a in row[6].items()
         )
         return CatalogedScene(
-            id=row[0], collection=row[1], provider=row[2], provider_id=row[3], state=row[4], attempts=row[5],
-            assets=assets, properties=row[7], local_dir=row[8],
-        )  # fmt: skip
+            id=row[0],
+            collection=row[1],
+            provider=row[2],
+            provider_id=row[3],
+            state=row[4],
+            attempts=row[5],
+            assets=assets,
+            properties=row[7],
+            local_dir=row[8],
+        )
 
     def claim(self, scene_id: str) -> bool:
         """Moves a scene to ``downloading``; False if it is already ready (or used)."""
@@ -332,7 +352,7 @@ class SceneCatalog:
     def record_model(
         self, model_id: str, aoi: str, path: str, card: dict[str, Any], slurm_job_id: str | None
     ) -> None:
-        """Registers a trained model and its card (the schema of ``eo_tasks.training.loop.build_card``).
+        """Registers a trained model and its card (the schema of ``eo_tasks.training.model_card.build_card``).
 
         Re-registering the same id replaces the row.
         """
@@ -347,11 +367,17 @@ class SceneCatalog:
                     accuracy = EXCLUDED.accuracy, slurm_job_id = EXCLUDED.slurm_job_id
                 """,
                 (
-                    model_id, aoi, card["backend"], card["architecture"]["architecture"], path,
-                    card["training_set"]["path"], slurm_job_id, test.get("overall_accuracy"),
+                    model_id,
+                    aoi,
+                    card["backend"],
+                    card["architecture"]["architecture"],
+                    path,
+                    card["training_set"]["path"],
+                    slurm_job_id,
+                    test.get("overall_accuracy"),
                     json.dumps(card),
                 ),
-            )  # fmt: skip
+            )
 
     def latest_model(self, aoi: str) -> tuple[str, str] | None:
         """``(id, path)`` of the AOI's newest model, if any."""

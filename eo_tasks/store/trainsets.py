@@ -46,12 +46,19 @@ def record_training_set(
             RETURNING id
             """,
             (
-                report["aoi"], report["path"], report["sha256"], list(report["years"]),
-                json.dumps(report["source_cubes"]), report["reference"], report["legend"], report["samples"],
-                json.dumps(report["samples_per_class_and_year"]), json.dumps(report["config"]),
+                report["aoi"],
+                report["path"],
+                report["sha256"],
+                list(report["years"]),
+                json.dumps(report["source_cubes"]),
+                report["reference"],
+                report["legend"],
+                report["samples"],
+                json.dumps(report["samples_per_class_and_year"]),
+                json.dumps(report["config"]),
                 json.dumps({"multiyear": report, "annual": {str(y): r for y, r in annual_reports.items()}}),
             ),
-        )  # fmt: skip
+        )
         row = cur.fetchone()
     if row is None:
         raise CatalogError(f"{report['aoi']}: inserting the training set returned no id")

@@ -1,4 +1,4 @@
-"""One Horovod worker training a Keras classifier: the default backend of ``python -m eo_tasks.training.loop``.
+"""One Horovod worker training a Keras classifier: the default backend of ``python -m eo_tasks.training``.
 
 Why these choices: Horovod 0.28 is the last release and needs TensorFlow 2.15's legacy Keras
 optimizers, so the optimizer is ``tf.keras.optimizers.legacy.Adam`` wrapped in
@@ -6,7 +6,7 @@ optimizers, so the optimizer is ``tf.keras.optimizers.legacy.Adam`` wrapped in
 do what they are for: ``BroadcastGlobalVariablesCallback(0)`` makes rank 0's weights everyone's,
 ``MetricAverageCallback`` averages the epoch's loss and accuracy, and ``LearningRateWarmupCallback``
 plus ``LearningRateScheduleCallback`` set the learning rate of every step (the same values as
-:func:`eo_tasks.training.loop.learning_rate`, which the PyTorch backend uses). Each worker reads only its
+:func:`eo_tasks.training.schedule.learning_rate`, which the PyTorch backend uses). Each worker reads only its
 contiguous share of the training split (equal shares, so all take the same number of steps) and
 shuffles it with a per-epoch seed, so an interrupted epoch can be resumed at the exact step.
 ``fit`` runs one epoch per call, which lets a stop request end an epoch after any step and skips
@@ -28,7 +28,7 @@ import tensorflow as tf
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.models import ModelSpec
 from eo_tasks.models.keras_models import build_model, save_inference_model
-from eo_tasks.training.loop import EpochResult, StopRequest, TrainConfig, cpu_threads, cyclic_multiplier
+from eo_tasks.training.contract import EpochResult, StopRequest, TrainConfig, cpu_threads
 from eo_tasks.training.data import (
     SPLIT_TRAIN,
     SPLIT_VALIDATION,
@@ -37,6 +37,7 @@ from eo_tasks.training.data import (
     part_rows,
     read_rows,
 )
+from eo_tasks.training.schedule import cyclic_multiplier
 
 STOP_CHECK_EVERY = 4  # steps between agreements on a stop request (each is an allreduce)
 EVAL_BATCH = 4096
@@ -95,7 +96,7 @@ class _Schedule(_OffsetMixin, hvd.callbacks.LearningRateScheduleCallback):
 
 
 class HorovodKerasTrainer:
-    """A :class:`eo_tasks.training.loop.Trainer` on TensorFlow 2.15 + Horovod."""
+    """A :class:`eo_tasks.training.contract.Trainer` on TensorFlow 2.15 + Horovod."""
 
     def __init__(self, config: TrainConfig, info: TrainingSetInfo, spec: ModelSpec) -> None:
         hvd.init()
@@ -150,10 +151,14 @@ class HorovodKerasTrainer:
             )
         callbacks.append(
             _Schedule(
-                peak, lambda epoch: cyclic_multiplier(epoch - warmup, cycle), start_epoch=warmup,
-                staircase=False, momentum_correction=False, steps_per_epoch=self.steps_per_epoch,
+                peak,
+                lambda epoch: cyclic_multiplier(epoch - warmup, cycle),
+                start_epoch=warmup,
+                staircase=False,
+                momentum_correction=False,
+                steps_per_epoch=self.steps_per_epoch,
             )
-        )  # fmt: skip
+        )
         return callbacks
 
     def broadcast(self, obj: Any) -> Any:
@@ -207,10 +212,13 @@ class HorovodKerasTrainer:
             if isinstance(callback, _OffsetMixin):
                 callback.step_offset = first_step
         history = self.model.fit(
-            self._epoch_dataset(epoch, first_step), epochs=epoch + 1, initial_epoch=epoch,
-            steps_per_epoch=self.steps_per_epoch - first_step, callbacks=[*self.callbacks, stopper],
+            self._epoch_dataset(epoch, first_step),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            steps_per_epoch=self.steps_per_epoch - first_step,
+            callbacks=[*self.callbacks, stopper],
             verbose=0,
-        )  # fmt: skip
+        )
         logs = {k: v[-1] for k, v in history.history.items()}
         return EpochResult(
             steps=stopper.steps,

@@ -3,7 +3,7 @@
 Why these choices: workers are started by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) or
 directly by ``srun`` (``SLURM_PROCID``/``SLURM_STEP_NUM_TASKS``/``SLURM_LOCALID``, with
 ``MASTER_ADDR``/``MASTER_PORT`` exported by the job script), so the same sbatch template serves both;
-a plain ``python -m eo_tasks.training.loop`` is one worker without a process group. The process group is
+a plain ``python -m eo_tasks.training`` is one worker without a process group. The process group is
 gloo on CPU nodes and NCCL on GPU nodes (one GPU per local rank). The training split is small next to
 a node's memory (80 000 samples × 15 steps × 10 bands is 48 MB), so it is held as one tensor on the
 worker's device and ``DistributedSampler`` hands each worker its per-epoch share of indices; a batch
@@ -30,8 +30,9 @@ from torch.utils.data import DistributedSampler
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.models import ModelSpec
 from eo_tasks.models.torch_models import build_model
-from eo_tasks.training.loop import EpochResult, StopRequest, TrainConfig, cpu_threads, learning_rate
+from eo_tasks.training.contract import EpochResult, StopRequest, TrainConfig, cpu_threads
 from eo_tasks.training.data import SPLIT_TRAIN, SPLIT_VALIDATION, TrainingSetInfo, part_rows, read_rows
+from eo_tasks.training.schedule import learning_rate
 
 STOP_CHECK_EVERY = 4  # steps between agreements on a stop request (each is an allreduce)
 EVAL_BATCH = 4096
@@ -61,7 +62,7 @@ def distributed_env() -> tuple[int, int, int, int] | None:
 
 
 class DDPTrainer:
-    """A :class:`eo_tasks.training.loop.Trainer` on PyTorch + DistributedDataParallel."""
+    """A :class:`eo_tasks.training.contract.Trainer` on PyTorch + DistributedDataParallel."""
 
     def __init__(self, config: TrainConfig, info: TrainingSetInfo, spec: ModelSpec) -> None:
         launched = distributed_env()

@@ -65,10 +65,18 @@ class TrainsetConfig:
     def __post_init__(self) -> None:
         """Validates every field; the error names the field."""
         positive = {
-            "clusters": 1, "cluster_fit_pixels": 10, "min_cluster_pixels": 1, "samples_per_year": 1,
-            "min_per_class": 0, "max_per_class": 1, "split_block_px": 1, "split_buffer_px": 0,
-            "forest_trees": 1, "block_px": 8, "seed": 0,
-        }  # fmt: skip
+            "clusters": 1,
+            "cluster_fit_pixels": 10,
+            "min_cluster_pixels": 1,
+            "samples_per_year": 1,
+            "min_per_class": 0,
+            "max_per_class": 1,
+            "split_block_px": 1,
+            "split_buffer_px": 0,
+            "forest_trees": 1,
+            "block_px": 8,
+            "seed": 0,
+        }
         for name, low in positive.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:

@@ -156,9 +156,13 @@ def write_training_set(path: Path, samples: Samples, meta: TrainingSetMetadata, 
     try:
         with h5py.File(tmp, "w") as f:
             f.create_dataset(
-                "features", data=ordered.features.astype(np.float32), chunks=(min(n, 1024), t, nf),
-                compression="gzip", compression_opts=4, shuffle=True,
-            )  # fmt: skip
+                "features",
+                data=ordered.features.astype(np.float32),
+                chunks=(min(n, 1024), t, nf),
+                compression="gzip",
+                compression_opts=4,
+                shuffle=True,
+            )
             for name, dtype in _DTYPES.items():
                 f.create_dataset(name, data=getattr(ordered, name).astype(dtype))
             f.create_dataset("norm_mean", data=mean)

@@ -21,10 +21,10 @@ import numpy as np
 
 from eo_tasks.core.aoi import AOIConfig, GridSpec
 from eo_tasks.core.classes import CLASSES, NODATA_CLASS
-from eo_tasks.preprocess.datacube import Cube
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.files import write_json
 from eo_tasks.core.quicklook import raster_quicklook
+from eo_tasks.preprocess.datacube import Cube
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import Samples, TrainingSetMetadata, write_training_set
 from eo_tasks.trainset.features import (
@@ -186,14 +186,21 @@ def _fit_class_clusters(
         start += len(pixels)
         usable = observed[part] >= config.min_observed_fraction
         if not usable.any():
-            log.warning("%s: class %s is never observed often enough this year; it gets no samples",
-                        context, class_name(code))  # fmt: skip
+            log.warning(
+                "%s: class %s is never observed often enough this year; it gets no samples",
+                context,
+                class_name(code),
+            )
         elif usable.sum() < needed:
             log.warning(
                 "%s: class %s has only %d observed pixels, too few for %d clusters (minimum %d): "
                 "not clustered, all its pixels kept",
-                context, class_name(code), usable.sum(), config.clusters, needed,
-            )  # fmt: skip
+                context,
+                class_name(code),
+                usable.sum(),
+                config.clusters,
+                needed,
+            )
         else:
             features = index_series(reflectance[part][usable], cube.band_names)
             models[code] = fit_dominant_cluster(
@@ -428,9 +435,14 @@ def build_annual(
     test = scores["test"]
     log.info(
         "%s: %d samples (%s); RF test OA %s on %d held-out samples, F1 %s; map %s",
-        context, summary["samples"], summary["splits"], test["overall_accuracy"], test["pixels"], test["f1"],
+        context,
+        summary["samples"],
+        summary["splits"],
+        test["overall_accuracy"],
+        test["pixels"],
+        test["f1"],
         paths.rf_map(year),
-    )  # fmt: skip
+    )
     return AnnualResult(report=report, cluster_filter=filter_grid)
 
 
@@ -531,6 +543,11 @@ def build_multiyear(
     write_json(paths.report, {"multiyear": report, "annual": annual})
     log.info(
         "%s: multi-year training set %s: %d samples from %s (%s); unchanged pixels %s",
-        aoi.name, paths.trainset, summary["samples"], sorted(cubes), summary["splits"], unchanged_per_class,
-    )  # fmt: skip
+        aoi.name,
+        paths.trainset,
+        summary["samples"],
+        sorted(cubes),
+        summary["splits"],
+        unchanged_per_class,
+    )
     return report

@@ -152,8 +152,11 @@ def stratified_sample(
         if len(pool) < quota:
             log.warning(
                 "%s: class %s has %d eligible pixels, fewer than its quota %d; taking all of them",
-                context, class_name(code), len(pool), quota,
-            )  # fmt: skip
+                context,
+                class_name(code),
+                len(pool),
+                quota,
+            )
         drawn.append(rng.choice(pool, size=min(quota, len(pool)), replace=False))
     return np.sort(np.concatenate(drawn)) if drawn else np.zeros(0, dtype=np.int64)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from eo_tasks.store.catalog import connect, migrate
 from eo_tasks.core.classes import CLASS_BY_CODE, CLASSES
+from eo_tasks.store.catalog import connect, migrate
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection

@@ -28,9 +28,12 @@ TINY = ["--layers", "2", "--hidden", "32", "--ff-dim", "64", "--warmup-epochs", 
 # One thread per worker: tiny models gain nothing from more, and on a shared 2-core machine idle
 # OpenMP threads spinning against other processes make steps 10x slower.
 ENV = {
-    **os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONPATH": str(REPO),
     "PATH": f"{BIN}:{os.environ['PATH']}",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +48,23 @@ def train_command(
     """The command line of one training run (``launcher``: e.g. horovodrun/torchrun and their options)."""
     python = [str(BIN / "python")] if not launcher or launcher[0].endswith("horovodrun") else []
     return [
-        *launcher, *python, "-m", "eo_tasks.training.loop", "--backend", backend, "--trainset", str(trainset),
-        "--out", str(out), "--arch", "transformer", "--batch-size", "32", *TINY, *extra,
-    ]  # fmt: skip
+        *launcher,
+        *python,
+        "-m",
+        "eo_tasks.training",
+        "--backend",
+        backend,
+        "--trainset",
+        str(trainset),
+        "--out",
+        str(out),
+        "--arch",
+        "transformer",
+        "--batch-size",
+        "32",
+        *TINY,
+        *extra,
+    ]
 
 
 def run_train(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,16 @@ import numpy as np
 
 CLASS_CODES = list(range(1, 10))
 CLASS_NAMES = [
-    "artificial", "cropland", "grassland", "tree_cover", "shrubland", "bare", "snow_ice", "water", "wetland",
-]  # fmt: skip
+    "artificial",
+    "cropland",
+    "grassland",
+    "tree_cover",
+    "shrubland",
+    "bare",
+    "snow_ice",
+    "water",
+    "wetland",
+]
 BANDS = ["blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "swir16", "swir22"]
 
 
@@ -60,10 +68,12 @@ def write_trainset(
     train = features[: counts[0]].reshape(-1, n_features)
     years = [2021, 2022]
     dates = [
-        [(dt.date(y, 1, 15) + dt.timedelta(days=int(365 * i / time_steps))).isoformat().encode()
-         for i in range(time_steps)]
+        [
+            (dt.date(y, 1, 15) + dt.timedelta(days=int(365 * i / time_steps))).isoformat().encode()
+            for i in range(time_steps)
+        ]
         for y in years
-    ]  # fmt: skip
+    ]
     with h5py.File(path, "w") as f:
         f.create_dataset("features", data=features.astype(np.float32), compression="gzip")
         f.create_dataset("labels", data=np.asarray(CLASS_CODES, dtype=np.uint8)[labels_idx])

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eo_tasks.training.loop import learning_rate, parse_args
+from eo_tasks.training.__main__ import parse_args
+from eo_tasks.training.schedule import learning_rate
 from tests.compute.conftest import FRAMEWORKS, LAUNCHERS, TINY, run_train, train_command
 
 
@@ -27,8 +28,10 @@ def test_two_workers_end_identical_and_only_rank_0_writes(
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     assert ranks[1]["written"] == []
     assert [Path(p).name for p in ranks[0]["written"]] == [
-        "epoch-0001-step-000000", "epoch-0002-step-000000", "model_card.json",
-    ]  # fmt: skip
+        "epoch-0001-step-000000",
+        "epoch-0002-step-000000",
+        "model_card.json",
+    ]
     card = json.loads((out / "model_card.json").read_text())
     training = card["training"]
     assert (training["workers"], training["global_batch_size"], training["steps_per_epoch"]) == (2, 64, 6)

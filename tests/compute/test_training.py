@@ -17,14 +17,45 @@ from eo_tasks.training.data import read_info, read_rows
 from tests.compute.conftest import FRAMEWORKS, run_train, train_command
 
 CARD_KEYS = {
-    "schema", "schema_version", "model_id", "created_at", "backend", "model_file", "architecture", "classes",
-    "features", "bands", "calendar", "normalization", "metrics", "training", "code_version", "training_set",
-}  # fmt: skip
+    "schema",
+    "schema_version",
+    "model_id",
+    "created_at",
+    "backend",
+    "model_file",
+    "architecture",
+    "classes",
+    "features",
+    "bands",
+    "calendar",
+    "normalization",
+    "metrics",
+    "training",
+    "code_version",
+    "training_set",
+}
 TRAINING_KEYS = {
-    "framework", "device", "threads", "mixed_precision", "compilation", "epochs", "workers",
-    "batch_size_per_worker", "global_batch_size", "steps_per_epoch", "optimizer", "learning_rate", "loss",
-    "seed", "train_samples_seen", "time_s", "samples_per_s", "interruptions", "history", "window",
-}  # fmt: skip
+    "framework",
+    "device",
+    "threads",
+    "mixed_precision",
+    "compilation",
+    "epochs",
+    "workers",
+    "batch_size_per_worker",
+    "global_batch_size",
+    "steps_per_epoch",
+    "optimizer",
+    "learning_rate",
+    "loss",
+    "seed",
+    "train_samples_seen",
+    "time_s",
+    "samples_per_s",
+    "interruptions",
+    "history",
+    "window",
+}
 
 
 @dataclass
@@ -69,8 +100,9 @@ def test_resumes_at_the_next_epoch(trained: Callable[[str], Trained], backend: s
     assert "epoch 1/4" not in run.second.stderr and "epoch 4/4" in run.second.stderr
     assert [h["epoch"] for h in run.card["training"]["history"]] == [1, 2, 3, 4]
     assert sorted(p.name for p in (run.out / "checkpoints").iterdir()) == [
-        "epoch-0003-step-000000", "epoch-0004-step-000000",
-    ]  # fmt: skip
+        "epoch-0003-step-000000",
+        "epoch-0004-step-000000",
+    ]
     assert sorted(p.name for p in run.out.iterdir()) == sorted(
         ["checkpoints", "model_card.json", "status.json", run.card["model_file"]]
     )  # no temporary files left

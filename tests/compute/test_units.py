@@ -12,18 +12,12 @@ import pytest
 
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.models import ModelSpec
-from eo_tasks.training.loop import (
-    LR_FLOOR,
-    TrainConfig,
-    classification_report,
-    cyclic_multiplier,
-    learning_rate,
-    newest_checkpoint,
-    parse_args,
-    resume_plan,
-    run_identity,
-)
+from eo_tasks.training.__main__ import parse_args
+from eo_tasks.training.checkpoints import newest_checkpoint, resume_plan, run_identity
+from eo_tasks.training.contract import TrainConfig
 from eo_tasks.training.data import part_rows, read_info, read_rows
+from eo_tasks.training.model_card import classification_report
+from eo_tasks.training.schedule import LR_FLOOR, cyclic_multiplier, learning_rate
 from tests.compute.synthetic import write_trainset
 
 

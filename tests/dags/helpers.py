@@ -40,9 +40,14 @@ def query(pg: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
 def point_store_at(pg: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Makes the DAGs' ``eo_postgis`` connection use the test's private schema."""
     conn = {
-        "conn_type": "postgres", "host": pg["host"], "port": pg["port"], "login": pg["user"],
-        "password": pg["password"], "schema": pg["dbname"], "extra": {"options": pg["options"]},
-    }  # fmt: skip
+        "conn_type": "postgres",
+        "host": pg["host"],
+        "port": pg["port"],
+        "login": pg["user"],
+        "password": pg["password"],
+        "schema": pg["dbname"],
+        "extra": {"options": pg["options"]},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_EO_POSTGIS", json.dumps(conn))
 
 
@@ -54,13 +59,13 @@ def simulate_with_cubes(root: Path, name: str, seed: int, years: tuple[int, ...]
     """
     import datetime as dt
 
+    from eo_simulator import ScenarioConfig, simulate
     from eo_tasks.core.aoi import AOIConfig
+    from eo_tasks.ingest.providers.base import SearchQuery
+    from eo_tasks.ingest.providers.stac import LocalArchiveProvider
     from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.datacube import CubeSpec, build_cube
     from eo_tasks.preprocess.scene_prep import SceneInput
-    from eo_tasks.ingest.providers.base import SearchQuery
-    from eo_tasks.ingest.providers.stac import LocalArchiveProvider
-    from eo_simulator import ScenarioConfig, simulate
 
     config = ScenarioConfig.from_dict(
         {"seed": seed, "width": 64, "height": 64, "years": list(years), "s2_per_year": 8, "l8_per_year": 2}

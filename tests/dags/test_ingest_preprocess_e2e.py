@@ -60,8 +60,8 @@ def _assert_matches_truth(archive: Path, reflectance: np.ndarray, band_names: li
     """
     from osgeo import gdal
 
-    from eo_tasks.core.classes import CLASS_BY_NAME
     from eo_simulator.spectra import ENDMEMBERS, S2_BAND_INDEX
+    from eo_tasks.core.classes import CLASS_BY_NAME
 
     truth = gdal.Open(str(archive / "truth" / "landcover_2022.tif")).ReadAsArray()
     changed = gdal.Open(str(archive / "truth" / "change_mask.tif")).ReadAsArray() > 0

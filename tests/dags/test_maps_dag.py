@@ -24,8 +24,8 @@ import yaml
 from airflow.utils.state import DagRunState
 from osgeo import gdal
 
-from eo_tasks.store.catalog import SceneCatalog, migrate
 from eo_tasks.maps.evaluate import read_raster
+from eo_tasks.store.catalog import SceneCatalog, migrate
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states
@@ -50,11 +50,31 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainset = write_trainset(root / "trainset.h5", samples=600, time_steps=COMPOSITES, n_features=10)
     out = root / "model"
     subprocess.run(
-        [str(REPO / ".venv-compute" / "bin" / "python"), "-m", "eo_tasks.training.loop", "--trainset", str(trainset),
-         "--out", str(out), "--backend", "pytorch", "--arch", "transformer", "--epochs", "1",
-         "--batch-size", "64", "--layers", "1", "--hidden", "16"],
-        check=True, cwd=REPO, capture_output=True,
-    )  # fmt: skip
+        [
+            str(REPO / ".venv-compute" / "bin" / "python"),
+            "-m",
+            "eo_tasks.training",
+            "--trainset",
+            str(trainset),
+            "--out",
+            str(out),
+            "--backend",
+            "pytorch",
+            "--arch",
+            "transformer",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--layers",
+            "1",
+            "--hidden",
+            "16",
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
     return out
 
 
@@ -127,8 +147,9 @@ def test_two_years_then_a_rerun_then_a_failed_run(
         assert not (folder / "labels").exists() or len(list((folder / "labels").iterdir())) == 1
     catalog = json.loads((data / "maps" / "mapsim" / "catalog.json").read_text())
     assert [link["href"] for link in catalog["links"] if link["rel"] == "item"] == [
-        "./2021/mapsim_2021.json", "./2022/mapsim_2022.json",
-    ]  # fmt: skip
+        "./2021/mapsim_2021.json",
+        "./2022/mapsim_2022.json",
+    ]
     item = json.loads((data / "maps" / "mapsim" / "2022" / "mapsim_2022.json").read_text())
     derived = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
     assert any(href.endswith("model_card.json") for href in derived)

@@ -26,11 +26,17 @@ def platform_env(
         "first_year": 2021,
         "sources": [{"provider": "local", "path": "/unused/catalog.json"}],
         "reference": {"path": "/unused/ref.tif", "legend": "worldcover"},
-        "model": {"backend": "tensorflow", "architecture": "transformer", "epochs": 2, "batch_size": 32,
-                  "layers": 1, "hidden": 16},
+        "model": {
+            "backend": "tensorflow",
+            "architecture": "transformer",
+            "epochs": 2,
+            "batch_size": 32,
+            "layers": 1,
+            "hidden": 16,
+        },
         "hpc": {"tasks_per_node": 2, "time_limit": "00:10:00"},
         "maps": {"window": 5, "median": 3},  # trained on crops of the maps' window
-    }  # fmt: skip
+    }
     (tmp_path / "aois").mkdir()
     (tmp_path / "aois" / "e2e_model.yaml").write_text(yaml.safe_dump(aoi))
     data = tmp_path / "data"

@@ -27,9 +27,14 @@ pytestmark = pytest.mark.integration
 YEARS = (2021, 2022)
 COMPOSITES = 12
 SMALL = {
-    "samples_per_year": 1500, "min_per_class": 20, "max_per_class": 400, "split_block_px": 16,
-    "forest_trees": 20, "block_px": 32, "min_cluster_pixels": 20,
-}  # fmt: skip
+    "samples_per_year": 1500,
+    "min_per_class": 20,
+    "max_per_class": 400,
+    "split_block_px": 16,
+    "forest_trees": 20,
+    "block_px": 32,
+    "min_cluster_pixels": 20,
+}
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg2
 import pytest
 
-from eo_tasks.store.catalog import MIGRATIONS_DIR, SceneCatalog, migrate
 from eo_tasks.core.errors import CatalogError
 from eo_tasks.core.scenes import AssetRef, SceneRecord
+from eo_tasks.store.catalog import MIGRATIONS_DIR, SceneCatalog, migrate
 
 
 def _scene(n: int, cloud: float = 10.0) -> SceneRecord:

@@ -18,12 +18,12 @@ import pytest
 import requests
 
 from eo_tasks.core.aoi import SourceSpec
-from eo_tasks.ingest.download import fetch
 from eo_tasks.core.errors import DownloadError, ProviderError
+from eo_tasks.core.scenes import LANDSAT_BANDS, S2_BANDS, SceneRecord, boa_offset_to_remove, platform_band
+from eo_tasks.ingest.download import fetch
 from eo_tasks.ingest.providers import Credentials, SceneProvider, SearchQuery, make_provider
 from eo_tasks.ingest.providers.sentinelsat_hub import SentinelsatProvider
 from eo_tasks.ingest.providers.stac import StacApiProvider
-from eo_tasks.core.scenes import LANDSAT_BANDS, S2_BANDS, SceneRecord, boa_offset_to_remove, platform_band
 from tests.fixtures.hub_replay import HubReplay
 
 BBOX = (11.8, 46.2, 12.2, 46.5)  # inside T32TPS, outside T32TNS

@@ -31,11 +31,25 @@ def slurm(tmp_path: Path) -> Any:
 
 def _train_values(**overrides: Any) -> dict[str, Any]:
     values = dict(
-        job_name="train-test", nodes=1, tasks_per_node=1, time_limit="00:02:00", signal_seconds=30,
-        partition=None, account=None, gpus_per_node=0, modules=[], venv=str(REPO / ".venv-compute"),
-        trainset="/nonexistent.h5", out_dir="/tmp/none", backend="pytorch", architecture="lstm", epochs=1,
-        batch_size=8, master_port=29555, extra_args=[],
-    )  # fmt: skip
+        job_name="train-test",
+        nodes=1,
+        tasks_per_node=1,
+        time_limit="00:02:00",
+        signal_seconds=30,
+        partition=None,
+        account=None,
+        gpus_per_node=0,
+        modules=[],
+        venv=str(REPO / ".venv-compute"),
+        trainset="/nonexistent.h5",
+        out_dir="/tmp/none",
+        backend="pytorch",
+        architecture="lstm",
+        epochs=1,
+        batch_size=8,
+        master_port=29555,
+        extra_args=[],
+    )
     values.update(overrides)
     return values
 
@@ -97,9 +111,12 @@ def test_killing_a_deferred_task_cancels_the_job(slurm: SlurmClient) -> None:
 def test_killing_a_running_task_cancels_the_job(slurm: SlurmClient, tmp_path: Path) -> None:
     (tmp_path / "sleep.sbatch.j2").write_text("#!/bin/bash\nsleep {{ seconds }}\n")
     op = SlurmJobOperator(
-        task_id="sleep", template="sleep.sbatch.j2", values={"seconds": 300},
-        job_name=f"kill-{uuid.uuid4().hex[:6]}", templates_dir=str(tmp_path),
-    )  # fmt: skip
+        task_id="sleep",
+        template="sleep.sbatch.j2",
+        values={"seconds": 300},
+        job_name=f"kill-{uuid.uuid4().hex[:6]}",
+        templates_dir=str(tmp_path),
+    )
     with pytest.raises(TaskDeferred):
         op.execute({})
     assert op.job_id is not None
@@ -130,9 +147,13 @@ def test_a_checkpointed_exit_is_resubmitted_and_completes(tmp_path: Path) -> Non
         "if [[ $(wc -l < {{ state }}) -lt 2 ]]; then echo checkpointed; exit 99; fi\necho done\n"
     )
     op = SlurmJobOperator(
-        task_id="flaky", template="flaky.sbatch.j2", values={"state": str(state)}, job_name="flaky",
-        templates_dir=str(tmp_path), poll_interval=0.5,
-    )  # fmt: skip
+        task_id="flaky",
+        template="flaky.sbatch.j2",
+        values={"state": str(state)},
+        job_name="flaky",
+        templates_dir=str(tmp_path),
+        poll_interval=0.5,
+    )
     result = _run_operator(op)
     assert result["state"] == "COMPLETED" and result["submissions"] == 2
     assert state.read_text().count("attempt") == 2
@@ -141,8 +162,12 @@ def test_a_checkpointed_exit_is_resubmitted_and_completes(tmp_path: Path) -> Non
 def test_a_failing_job_fails_the_task_without_resubmission(tmp_path: Path) -> None:
     (tmp_path / "fail.sbatch.j2").write_text("#!/bin/bash\necho {{ message }}\nexit 3\n")
     op = SlurmJobOperator(
-        task_id="fail", template="fail.sbatch.j2", values={"message": "bad input"}, job_name="fail",
-        templates_dir=str(tmp_path), poll_interval=0.5,
-    )  # fmt: skip
+        task_id="fail",
+        template="fail.sbatch.j2",
+        values={"message": "bad input"},
+        job_name="fail",
+        templates_dir=str(tmp_path),
+        poll_interval=0.5,
+    )
     with pytest.raises(JobFailedError, match=r"FAILED.*after 1 submission"):
         _run_operator(op)

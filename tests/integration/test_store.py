@@ -59,8 +59,10 @@ def test_a_rerun_replaces_the_year_and_keeps_reviews(conn: Any) -> None:
     areas = class_areas(after, GRID.resolution)
     assert replace_year(conn, "alps", 2022, "/maps/2022.tif", None, areas, GRID, regions) == 2
     with conn, conn.cursor() as cur:
-        cur.execute("UPDATE lc_change SET status = 'approved', reviewed_by = 'ana', reviewed_at = now() "
-                    "WHERE id = (SELECT min(id) FROM lc_change)")  # fmt: skip
+        cur.execute(
+            "UPDATE lc_change SET status = 'approved', reviewed_by = 'ana', reviewed_at = now() "
+            "WHERE id = (SELECT min(id) FROM lc_change)"
+        )
     replace_year(conn, "alps", 2022, "/maps/2022b.tif", None, areas, GRID, regions)  # a re-run
     replace_year(conn, "alps", 2021, "/maps/2021.tif", None, areas, GRID, [])
     with conn.cursor() as cur:

@@ -34,12 +34,25 @@ def _script(tmp_path: Path, backend: str) -> tuple[str, Path]:
     trainset = write_trainset(tmp_path / "trainset.h5", samples=3000, time_steps=12)
     out = tmp_path / "model"
     values = {
-        "job_name": "train-resume", "nodes": 1, "tasks_per_node": 2, "time_limit": "00:10:00",
-        "signal_seconds": 60, "partition": None, "account": None, "gpus_per_node": 0, "modules": [],
-        "venv": str(REPO / ".venv-compute"), "trainset": str(trainset), "out_dir": str(out),
-        "backend": backend, "architecture": "lstm", "epochs": EPOCHS, "batch_size": 16, "master_port": 29561,
+        "job_name": "train-resume",
+        "nodes": 1,
+        "tasks_per_node": 2,
+        "time_limit": "00:10:00",
+        "signal_seconds": 60,
+        "partition": None,
+        "account": None,
+        "gpus_per_node": 0,
+        "modules": [],
+        "venv": str(REPO / ".venv-compute"),
+        "trainset": str(trainset),
+        "out_dir": str(out),
+        "backend": backend,
+        "architecture": "lstm",
+        "epochs": EPOCHS,
+        "batch_size": 16,
+        "master_port": 29561,
         "extra_args": ["--layers", "1", "--hidden", "32"],
-    }  # fmt: skip
+    }
     return render_job_script("train.sbatch.j2", values), out
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
 from eo_tasks.core.aoi import GridSpec
-from eo_tasks.maps.changes import ChangeParams, break_composite
 from eo_tasks.core.errors import IncompleteOutputError
+from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
+from eo_tasks.maps.changes import ChangeParams, break_composite
 from eo_tasks.maps.infer import BLOCK_FILE, write_block
 
 GRASS, TREE, BARE, SNOW = 3, 4, 6, 7
@@ -21,9 +21,14 @@ DATES = [dt.date(2021, 1, 8) + dt.timedelta(days=15 * k) for k in range(2 * N)]
 
 
 def _series(labels: np.ndarray, annual: np.ndarray | None = None) -> LabelSeries:
-    return LabelSeries(labels=labels, confidence=np.full(labels.shape, 90, np.uint8),
-                       annual=labels[-1] if annual is None else annual, composite_dates=DATES, window=W,
-                       model_id="m")  # fmt: skip
+    return LabelSeries(
+        labels=labels,
+        confidence=np.full(labels.shape, 90, np.uint8),
+        annual=labels[-1] if annual is None else annual,
+        composite_dates=DATES,
+        window=W,
+        model_id="m",
+    )
 
 
 def _two_years() -> tuple[np.ndarray, np.ndarray]:
@@ -85,9 +90,11 @@ def test_blocks_are_mosaicked_and_a_missing_block_is_an_error(tmp_path: Path) ->
     for row0 in (0, 16):
         for col0 in (0, 16):
             rows, cols = min(16, 30 - row0), min(16, 20 - col0)
-            block = {"labels": np.full((2, rows, cols), row0 + col0 + 1, np.uint8),
-                     "confidence": np.zeros((2, rows, cols), np.uint8),
-                     "annual": np.full((rows, cols), 9, np.uint8)}  # fmt: skip
+            block = {
+                "labels": np.full((2, rows, cols), row0 + col0 + 1, np.uint8),
+                "confidence": np.zeros((2, rows, cols), np.uint8),
+                "annual": np.full((rows, cols), 9, np.uint8),
+            }
             write_block(tmp_path / BLOCK_FILE.format(row0=row0, col0=col0), block, attrs)
     series = read_labels(tmp_path, grid, 16)
     assert (

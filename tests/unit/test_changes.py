@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eo_tasks.core.errors import ConfigError
 from eo_tasks.maps.changes import (
     NO_CHANGE,
     ChangeParams,
@@ -14,7 +15,6 @@ from eo_tasks.maps.changes import (
     median_filter,
     step_response,
 )
-from eo_tasks.core.errors import ConfigError
 
 GRASS, CROP, TREE, BARE, SNOW, WATER = 3, 2, 4, 6, 7, 8
 STEPS = 72  # three years of 24 composites

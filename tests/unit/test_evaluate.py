@@ -53,9 +53,9 @@ def _days(day: dt.date) -> int:
 
 def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
     from eo_tasks.core.aoi import GridSpec
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.maps.evaluate import Truth, evaluate_aoi
     from eo_tasks.maps.outputs import write_change_cog, write_class_cog
+    from eo_tasks.preprocess.composite import Calendar
 
     grid = GridSpec(epsg=32632, bounds=(600000.0, 5099800.0, 600200.0, 5100000.0), resolution=10.0)  # 20 x 20
     before = np.full(grid.shape, 4, dtype=np.uint8)
@@ -70,8 +70,10 @@ def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
     write_class_cog(tmp_path / "truth" / "landcover_2021.tif", truth_2021, grid)
     write_class_cog(tmp_path / "truth" / "landcover_2022.tif", truth_2022, grid)
     write_change_cog(tmp_path / "truth" / "change_date.tif", truth_days, before, after, grid)  # band 1: dates
-    ours = {2021: write_class_cog(tmp_path / "m21.tif", truth_2021, grid),
-            2022: write_class_cog(tmp_path / "m22.tif", truth_2022, grid)}  # fmt: skip
+    ours = {
+        2021: write_class_cog(tmp_path / "m21.tif", truth_2021, grid),
+        2022: write_class_cog(tmp_path / "m22.tif", truth_2022, grid),
+    }
     found = np.where(after != before, _days(dt.date(2022, 7, 5)), 0)  # one composite late (24 a year)
     changes = {2022: write_change_cog(tmp_path / "c22.tif", found, before, after, grid)}
     noisy = truth_2022.copy()

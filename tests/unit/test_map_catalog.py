@@ -8,8 +8,8 @@ import numpy as np
 import pystac
 
 from eo_tasks.core.aoi import GridSpec
-from eo_tasks.maps.stac import write_year_item
 from eo_tasks.maps.outputs import MapPaths
+from eo_tasks.maps.stac import write_year_item
 
 GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), resolution=10.0)
 

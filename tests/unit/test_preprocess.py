@@ -188,7 +188,13 @@ def test_aligned_read_equals_a_warp(tmp_path: Path) -> None:
                 fast = _read_aligned(*_open(str(path)), grid, block, alg)
                 assert fast is not None
                 warped = gdal.Warp(
-                    "", str(path), format="MEM", outputBounds=block.bounds(grid), width=block.cols,
-                    height=block.rows, dstSRS="EPSG:32632", resampleAlg=alg,
-                )  # fmt: skip
+                    "",
+                    str(path),
+                    format="MEM",
+                    outputBounds=block.bounds(grid),
+                    width=block.cols,
+                    height=block.rows,
+                    dstSRS="EPSG:32632",
+                    resampleAlg=alg,
+                )
                 np.testing.assert_array_equal(fast, warped.ReadAsArray())

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from eo_tasks.core.aoi import AOIConfig
-from eo_tasks.ingest.pipeline import LOOKBACK, search_window
 from eo_tasks.core.scenes import boa_offset_to_remove, platform_band, resolution_of
+from eo_tasks.ingest.pipeline import LOOKBACK, search_window
 
 
 @pytest.mark.parametrize(

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from osgeo import gdal, osr
 
+from eo_simulator import ScenarioConfig, SimulationResult, simulate
+from eo_simulator.spectra import ENDMEMBERS, S2_BAND_INDEX
 from eo_tasks.core.classes import CLASS_BY_NAME, Legend
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.preprocess.harmonize import msi_to_oli, oli_to_msi
-from eo_simulator import ScenarioConfig, SimulationResult, simulate
-from eo_simulator.spectra import ENDMEMBERS, S2_BAND_INDEX
 
 gdal.UseExceptions()
 
@@ -422,8 +422,8 @@ def test_the_cli_simulates_end_to_end(tmp_path: Path) -> None:
 
 
 def test_the_aoi_file_written_is_a_valid_platform_aoi(tmp_path: Path) -> None:
-    from eo_tasks.core.aoi import AOIConfig
     from eo_simulator import ScenarioConfig, simulate
+    from eo_tasks.core.aoi import AOIConfig
 
     result = simulate(
         ScenarioConfig.from_dict(

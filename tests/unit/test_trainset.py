@@ -15,8 +15,8 @@ from osgeo import gdal, osr
 
 from eo_tasks.core.aoi import AOIConfig, GridSpec
 from eo_tasks.core.classes import CLASS_BY_NAME, CLASSES
-from eo_tasks.preprocess.datacube import FILL, SCALE, Cube, to_int16
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.preprocess.datacube import FILL, SCALE, Cube, to_int16
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 from eo_tasks.trainset import (
     EmptyTrainingSetError,
@@ -291,10 +291,15 @@ def _write_cube(path: Path, truth: np.ndarray, year: int, unobserved: np.ndarray
         f.create_dataset("valid", data=valid, chunks=(T, 16, 16))
         f.create_dataset("dates", data=[d.isoformat().encode() for d in dates])
         f.attrs.update(
-            crs_wkt=srs.ExportToWkt(), epsg=32632, geotransform=(600000.0, 10.0, 0.0, 5100000.0, 0.0, -10.0),
-            band_names=list(CUBE_BANDS), year=year, aoi="synthetic", scene_fingerprint=f"fp{year}",
+            crs_wkt=srs.ExportToWkt(),
+            epsg=32632,
+            geotransform=(600000.0, 10.0, 0.0, 5100000.0, 0.0, -10.0),
+            band_names=list(CUBE_BANDS),
+            year=year,
+            aoi="synthetic",
+            scene_fingerprint=f"fp{year}",
             created_at="2024-01-01T00:00:00+00:00",
-        )  # fmt: skip
+        )
     return path
 
 
@@ -321,9 +326,15 @@ def synthetic(tmp_path: Path) -> tuple[AOIConfig, TrainingPaths, np.ndarray]:
 
 
 SMALL = {
-    "clusters": 2, "samples_per_year": 600, "min_per_class": 10, "max_per_class": 300, "split_block_px": 8,
-    "forest_trees": 10, "block_px": 16, "min_cluster_pixels": 20,
-}  # fmt: skip
+    "clusters": 2,
+    "samples_per_year": 600,
+    "min_per_class": 10,
+    "max_per_class": 300,
+    "split_block_px": 8,
+    "forest_trees": 10,
+    "block_px": 16,
+    "min_cluster_pixels": 20,
+}
 
 
 def test_cluster_filter_rejects_the_planted_mislabel_and_warns_about_small_and_absent_classes(
@@ -391,18 +402,29 @@ def _samples(splits: list[int]) -> Samples:
     n = len(splits)
     features = np.arange(n * 2 * 3, dtype=np.float32).reshape(n, 2, 3)
     return Samples(
-        features=features, labels=np.arange(n, dtype=np.uint8) % 3 + 1, year=np.full(n, 2021),
-        row=np.arange(n), col=np.arange(n) * 2, split=np.asarray(splits, dtype=np.uint8),
-    )  # fmt: skip
+        features=features,
+        labels=np.arange(n, dtype=np.uint8) % 3 + 1,
+        year=np.full(n, 2021),
+        row=np.arange(n),
+        col=np.arange(n) * 2,
+        split=np.asarray(splits, dtype=np.uint8),
+    )
 
 
 def _meta() -> TrainingSetMetadata:
     return TrainingSetMetadata(
-        aoi="t", epsg=32632, geotransform=(0.0, 10.0, 0.0, 0.0, 0.0, -10.0), grid_shape=(10, 10),
-        band_names=["a", "b", "c"], feature_names=["a", "b", "c"],
-        dates={2021: [dt.date(2021, 3, 1), dt.date(2021, 9, 1)]}, source_cubes={2021: {"path": "c.h5"}},
-        reference="ref.tif", legend="worldcover", config={},
-    )  # fmt: skip
+        aoi="t",
+        epsg=32632,
+        geotransform=(0.0, 10.0, 0.0, 0.0, 0.0, -10.0),
+        grid_shape=(10, 10),
+        band_names=["a", "b", "c"],
+        feature_names=["a", "b", "c"],
+        dates={2021: [dt.date(2021, 3, 1), dt.date(2021, 9, 1)]},
+        source_cubes={2021: {"path": "c.h5"}},
+        reference="ref.tif",
+        legend="worldcover",
+        config={},
+    )
 
 
 def test_training_set_rows_are_ordered_by_split_and_normalized_on_train_only(tmp_path: Path) -> None:

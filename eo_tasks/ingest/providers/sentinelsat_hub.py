@@ -17,8 +17,8 @@ import requests
 import requests.adapters
 
 from eo_tasks.core.errors import ProviderError
-from eo_tasks.ingest.providers.base import Credentials, SceneProvider, SearchQuery, bbox_wkt
 from eo_tasks.core.scenes import AssetRef, SceneRecord
+from eo_tasks.ingest.providers.base import Credentials, SceneProvider, SearchQuery, bbox_wkt
 
 _BASELINE = re.compile(r"_N(\d{2})(\d{2})_")
 

@@ -24,16 +24,23 @@ import pystac
 import requests
 
 from eo_tasks.core.errors import ProviderError
-from eo_tasks.ingest.providers.base import Credentials, SceneProvider, SearchQuery
 from eo_tasks.core.scenes import BANDS_BY_COLLECTION, AssetRef, SceneRecord, platform_band, resolution_of
+from eo_tasks.ingest.providers.base import Credentials, SceneProvider, SearchQuery
 
 log = logging.getLogger(__name__)
 
 # Item properties later stages need (reflectance scaling, grids, provenance).
 KEPT_PROPERTIES = (
-    "s2:processing_baseline", "earthsearch:boa_offset_applied", "proj:epsg", "proj:code", "s2:mgrs_tile",
-    "landsat:wrs_path", "landsat:wrs_row", "landsat:collection_category", "processing:version",
-)  # fmt: skip
+    "s2:processing_baseline",
+    "earthsearch:boa_offset_applied",
+    "proj:epsg",
+    "proj:code",
+    "s2:mgrs_tile",
+    "landsat:wrs_path",
+    "landsat:wrs_row",
+    "landsat:collection_category",
+    "processing:version",
+)
 
 
 @dataclass(frozen=True)
