@@ -103,9 +103,9 @@ def build_maps_dag(aoi: AOIConfig) -> None:
             """The inference job's values once the year's cube(s), a model and the previous map exist."""
             from airflow.sdk import Connection
 
+            from eo_tasks.core.cube import cube_path
             from eo_tasks.core.settings import data_dir
             from eo_tasks.maps.outputs import MapPaths
-            from eo_tasks.preprocess.datacube import cube_path
 
             config = AOIConfig.load(aoi.source_file)
             year = logical_date.year  # the data interval's year: [Y-01-01, Y+1-01-01)
@@ -165,12 +165,12 @@ def build_maps_dag(aoi: AOIConfig) -> None:
 
             import numpy as np
 
+            from eo_tasks.core.cube import Cube
             from eo_tasks.core.settings import data_dir
             from eo_tasks.maps import annual_maps
             from eo_tasks.maps.infer import include_indices
             from eo_tasks.maps.outputs import MapPaths
             from eo_tasks.models import read_card
-            from eo_tasks.preprocess.datacube import Cube
 
             config = AOIConfig.load(aoi.source_file)
             year, start = int(values["year"]), time.perf_counter()

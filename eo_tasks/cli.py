@@ -63,11 +63,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from eo_tasks.core.aoi import AOIConfig
+    from eo_tasks.core.calendar import Calendar
     from eo_tasks.core.errors import IncompleteOutputError
     from eo_tasks.core.settings import data_dir
     from eo_tasks.maps.evaluate import Truth, evaluate_aoi
     from eo_tasks.maps.outputs import MapPaths
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.trainset.pipeline import TrainingPaths
 
     aoi = AOIConfig.load(args.aoi)

@@ -41,9 +41,9 @@ def load_inputs(archive: Path) -> tuple[Any, list[Any], list[Any]]:
     import pystac
 
     from eo_tasks.core.aoi import AOIConfig
+    from eo_tasks.core.scenes import SceneInput
     from eo_tasks.ingest.providers.base import SearchQuery
     from eo_tasks.ingest.providers.stac import LocalArchiveProvider
-    from eo_tasks.preprocess.scene_prep import SceneInput
 
     aoi = AOIConfig.load(archive / "aoi.yaml")
     query = SearchQuery(
@@ -68,8 +68,8 @@ def work_units(scenes: list[Any], pixels: int) -> float:
 
 # --- (a) this pipeline ---------------------------------------------------------------------------
 def run_pipeline(archive: Path, out: Path, workers: int) -> dict[str, float]:
+    from eo_tasks.core.calendar import Calendar
     from eo_tasks.preprocess.cluster import dask_client
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.datacube import CubeSpec, build_cube
 
     aoi, scenes, _ = load_inputs(archive)
@@ -91,9 +91,9 @@ def run_odc(archive: Path, out: Path, workers: int) -> dict[str, float]:
     from odc.geo.geobox import GeoBox
     from odc.stac import load
 
+    from eo_tasks.core.calendar import Calendar
     from eo_tasks.core.scenes import boa_offset_to_remove
     from eo_tasks.preprocess.cluster import dask_client
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI
     from eo_tasks.preprocess.scene_prep import CUBE_BANDS, QA_INVALID_BITS, SCL_INVALID
 

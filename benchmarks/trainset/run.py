@@ -72,12 +72,12 @@ def simulate_archive(work: Path, size: int, s2: int, l8: int, years: list[int]) 
 
 def build_cubes(archive: Path, work: Path, aoi: AOIConfig) -> dict[int, Path]:
     """One cube per year, as the preprocess DAG builds them (Dask LocalCluster)."""
+    from eo_tasks.core.calendar import Calendar
+    from eo_tasks.core.scenes import SceneInput
     from eo_tasks.ingest.providers.base import SearchQuery
     from eo_tasks.ingest.providers.stac import LocalArchiveProvider
     from eo_tasks.preprocess.cluster import dask_client
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.datacube import CubeSpec, build_cube
-    from eo_tasks.preprocess.scene_prep import SceneInput
 
     provider = LocalArchiveProvider(str(archive / "catalog.json"))
     cubes = {}
@@ -256,7 +256,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(message)s")
 
-    from eo_tasks.preprocess.datacube import Cube
+    from eo_tasks.core.cube import Cube
     from eo_tasks.trainset import TrainsetConfig, cluster_filter, reference_on_grid
     from eo_tasks.trainset.reference import read_raster
 

@@ -18,113 +18,12 @@ from typing import Any
 import yaml
 
 from eo_tasks.core.errors import ConfigError
-from eo_tasks.maps.changes import ChangeParams
+from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.validate import as_mapping, check_known_keys, expand_path, require_key
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
 COLLECTIONS = ("sentinel-2-l2a", "landsat-c2-l2")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in data or data[key] is None:
-        raise ConfigError(f"{where}.{key}: missing")
-    return data[key]
-
-
-def _known_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-
-
-def _as_mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _expand(path: str) -> str:
-    expanded = os.path.expandvars(path)
-    if "$" in expanded:
-        raise ConfigError(f"path {path!r} uses an undefined environment variable")
-    return expanded
-
-
-def epsg_is_known(code: int) -> bool:
-    """Whether GDAL/PROJ knows the EPSG code as a projected or geographic CRS."""
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    try:
-        return srs.ImportFromEPSG(code) == 0
-    except RuntimeError:  # GDAL raises when exceptions are enabled
-        return False
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """The AOI's output grid.
-
-    Attributes:
-        epsg: Projected CRS of the grid.
-        bounds: ``(xmin, ymin, xmax, ymax)`` in that CRS, multiples of ``resolution``.
-        resolution: Pixel size in CRS units (10 m: the Sentinel-2 grid).
-    """
-
-    epsg: int
-    bounds: tuple[float, float, float, float]
-    resolution: float = 10.0
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "grid", check_crs: bool = True) -> GridSpec:
-        """Validates and builds the grid (``check_crs`` asks GDAL whether the EPSG code exists)."""
-        _known_keys(data, {"epsg", "bounds", "resolution"}, where)
-        try:
-            epsg = int(_require(data, "epsg", where))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{where}.epsg: not an integer: {data['epsg']!r}") from err
-        if check_crs and not epsg_is_known(epsg):
-            raise ConfigError(f"{where}.epsg: EPSG:{epsg} is not a known coordinate reference system")
-        bounds = _require(data, "bounds", where)
-        if not isinstance(bounds, list | tuple) or len(bounds) != 4:
-            raise ConfigError(f"{where}.bounds: expected [xmin, ymin, xmax, ymax]")
-        xmin, ymin, xmax, ymax = (float(b) for b in bounds)
-        if not (xmin < xmax and ymin < ymax):
-            raise ConfigError(f"{where}.bounds: min must be below max (got {list(bounds)})")
-        resolution = float(data.get("resolution", 10.0))
-        if resolution <= 0:
-            raise ConfigError(f"{where}.resolution: must be positive")
-        for value in (xmin, ymin, xmax, ymax):
-            if abs(value / resolution - round(value / resolution)) > 1e-6:
-                raise ConfigError(f"{where}.bounds: {value} is not a multiple of the resolution {resolution}")
-        return cls(epsg=epsg, bounds=(xmin, ymin, xmax, ymax), resolution=resolution)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, cols)`` of the grid."""
-        xmin, ymin, xmax, ymax = self.bounds
-        return round((ymax - ymin) / self.resolution), round((xmax - xmin) / self.resolution)
-
-    @property
-    def geotransform(self) -> tuple[float, float, float, float, float, float]:
-        """GDAL geotransform of the grid (north up)."""
-        xmin, _, _, ymax = self.bounds
-        return (xmin, self.resolution, 0.0, ymax, 0.0, -self.resolution)
-
-    def footprint_wgs84(self) -> tuple[float, float, float, float]:
-        """The grid's bounding box in WGS84 longitude/latitude (for catalogue searches)."""
-        from osgeo import osr
-
-        src = osr.SpatialReference()
-        src.ImportFromEPSG(self.epsg)
-        dst = osr.SpatialReference()
-        dst.ImportFromEPSG(4326)
-        for srs in (src, dst):
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = osr.CoordinateTransformation(src, dst)
-        xmin, ymin, xmax, ymax = self.bounds
-        lon_min, lat_min, lon_max, lat_max = transform.TransformBounds(xmin, ymin, xmax, ymax, 21)
-        return (lon_min, lat_min, lon_max, lat_max)
 
 
 @dataclass(frozen=True)
@@ -148,8 +47,8 @@ class SourceSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> SourceSpec:
         """Validates and builds a source."""
-        _known_keys(data, {"provider", "collections", "url", "path", "conn_id"}, where)
-        provider = str(_require(data, "provider", where))
+        check_known_keys(data, {"provider", "collections", "url", "path", "conn_id"}, where)
+        provider = str(require_key(data, "provider", where))
         if provider not in PROVIDERS:
             raise ConfigError(
                 f"{where}.provider: unknown provider {provider!r}; known: {', '.join(PROVIDERS)}"
@@ -162,7 +61,7 @@ class SourceSpec:
             raise ConfigError(f"{where}.collections: DHuS hubs (sentinelsat) serve Sentinel-2 only")
         path = data.get("path")
         if provider == "local":
-            path = _expand(str(_require(data, "path", where)))
+            path = expand_path(str(require_key(data, "path", where)))
         url = data.get("url")
         if provider in ("stac", "sentinelsat") and not url:
             raise ConfigError(f"{where}.url: required for provider {provider!r}")
@@ -187,9 +86,9 @@ class ReferenceSpec:
         """Validates and builds the reference-map settings (the legend must exist)."""
         from eo_tasks.core.classes import Legend
 
-        _known_keys(data, {"path", "legend"}, where)
-        path = _expand(str(_require(data, "path", where)))
-        legend = str(_require(data, "legend", where))
+        check_known_keys(data, {"path", "legend"}, where)
+        path = expand_path(str(require_key(data, "path", where)))
+        legend = str(require_key(data, "legend", where))
         try:
             Legend.load(legend)
         except ConfigError as err:
@@ -223,7 +122,7 @@ class HPCSpec:
             "gpus_per_node",
             "modules",
         }
-        _known_keys(data, allowed, where)
+        check_known_keys(data, allowed, where)
         spec = cls(**{**dict(data), "modules": tuple(data.get("modules") or ())})
         if not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", spec.time_limit):
             raise ConfigError(f"{where}.time_limit: expected [D-]HH:MM:SS, got {spec.time_limit!r}")
@@ -251,7 +150,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "model") -> ModelSpec:
         """Validates and builds the model settings."""
-        _known_keys(data, {"backend", "architecture", "epochs", "batch_size", "layers", "hidden"}, where)
+        check_known_keys(data, {"backend", "architecture", "epochs", "batch_size", "layers", "hidden"}, where)
         spec = cls(**dict(data))
         for name in ("epochs", "batch_size", "layers", "hidden"):
             value = getattr(spec, name)
@@ -264,6 +163,41 @@ class ModelSpec:
                 f"{where}.architecture: expected lstm or transformer, got {spec.architecture!r}"
             )
         return spec
+
+
+@dataclass(frozen=True)
+class ChangeParams:
+    """Parameters of the analysis (defaults from the paper).
+
+    Attributes:
+        window: ``w``, composites per classifier window.
+        median: ``p``, length of the median filter (odd).
+        ath: Smallest connected change region kept, in pixels.
+    """
+
+    window: int = 15
+    median: int = 5
+    ath: int = 100
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChangeParams:
+        """Validates and builds the parameters (unknown keys are an error)."""
+        unknown = set(data) - {"window", "median", "ath"}
+        if unknown:
+            raise ConfigError(f"maps: unknown field(s) {sorted(unknown)}")
+        params = cls(**{k: int(v) for k, v in data.items()})
+        if params.window < 2:
+            raise ConfigError(f"maps.window: must be at least 2, got {params.window}")
+        if params.median < 1 or params.median % 2 == 0:
+            raise ConfigError(f"maps.median: must be odd and positive, got {params.median}")
+        if params.ath < 1:
+            raise ConfigError(f"maps.ath: must be positive, got {params.ath}")
+        return params
+
+    @property
+    def half(self) -> int:
+        """Half a window, rounded up: the persistence and date-shift unit."""
+        return (self.window + 1) // 2
 
 
 @dataclass(frozen=True)
@@ -285,7 +219,7 @@ class MapsSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "maps") -> MapsSpec:
         """Validates and builds the section; the change parameters default to the paper's."""
-        _known_keys(data, {"window", "median", "ath", "lag_days", "block_px", "array_tasks"}, where)
+        check_known_keys(data, {"window", "median", "ath", "lag_days", "block_px", "array_tasks"}, where)
         try:
             changes = ChangeParams.from_dict({k: data[k] for k in ("window", "median", "ath") if k in data})
             spec = cls(
@@ -333,7 +267,7 @@ class AOIConfig:
             ConfigError: Naming the file and the field at fault.
         """
         try:
-            return cls._from_dict(_as_mapping(data, "AOI"), source_file, check_crs)
+            return cls._from_dict(as_mapping(data, "AOI"), source_file, check_crs)
         except ConfigError as err:
             raise ConfigError(f"{source_file}: {err}") from err
 
@@ -353,17 +287,17 @@ class AOIConfig:
             "hpc",
             "maps",
         }
-        _known_keys(data, allowed, "AOI")
-        name = str(_require(data, "name", "AOI"))
+        check_known_keys(data, allowed, "AOI")
+        name = str(require_key(data, "name", "AOI"))
         if not _NAME.match(name):
             raise ConfigError(
                 f"name: {name!r} must be lower-case letters, digits and '_' (it names DAGs and rows)"
             )
-        first_year = int(_require(data, "first_year", "AOI"))
+        first_year = int(require_key(data, "first_year", "AOI"))
         last_year = data.get("last_year")
         if last_year is not None and int(last_year) < first_year:
             raise ConfigError(f"last_year: {last_year} is before first_year {first_year}")
-        sources = _require(data, "sources", "AOI")
+        sources = require_key(data, "sources", "AOI")
         if not isinstance(sources, list) or not sources:
             raise ConfigError("sources: expected a non-empty list")
         composites = int(data.get("composites_per_year", 24))
@@ -376,20 +310,22 @@ class AOIConfig:
             raise ConfigError(f"cloud_cover_max: {cloud} is not a percentage")
         return cls(
             name=name,
-            grid=GridSpec.from_dict(_as_mapping(_require(data, "grid", "AOI"), "grid"), check_crs=check_crs),
+            grid=GridSpec.from_dict(
+                as_mapping(require_key(data, "grid", "AOI"), "grid"), check_crs=check_crs
+            ),
             first_year=first_year,
             last_year=None if last_year is None else int(last_year),
             sources=tuple(
-                SourceSpec.from_dict(_as_mapping(s, f"sources[{i}]"), f"sources[{i}]")
+                SourceSpec.from_dict(as_mapping(s, f"sources[{i}]"), f"sources[{i}]")
                 for i, s in enumerate(sources)
             ),
-            reference=ReferenceSpec.from_dict(_as_mapping(_require(data, "reference", "AOI"), "reference")),
+            reference=ReferenceSpec.from_dict(as_mapping(require_key(data, "reference", "AOI"), "reference")),
             cloud_cover_max=cloud,
             composites_per_year=composites,
             ingest_schedule=str(data.get("ingest_schedule", "@daily")),
-            model=ModelSpec.from_dict(_as_mapping(data.get("model") or {}, "model")),
-            hpc=HPCSpec.from_dict(_as_mapping(data.get("hpc") or {}, "hpc")),
-            maps=MapsSpec.from_dict(_as_mapping(data.get("maps") or {}, "maps")),
+            model=ModelSpec.from_dict(as_mapping(data.get("model") or {}, "model")),
+            hpc=HPCSpec.from_dict(as_mapping(data.get("hpc") or {}, "hpc")),
+            maps=MapsSpec.from_dict(as_mapping(data.get("maps") or {}, "maps")),
             source_file=source_file,
         )
 

@@ -145,3 +145,25 @@ def boa_offset_to_remove(properties: Mapping[str, Any]) -> int:
     except ValueError:
         return 0
     return 1000 if (major, minor) >= (4, 0) else 0
+
+
+@dataclass(frozen=True)
+class SceneInput:
+    """A ready scene as preprocessing needs it: files per band and the reflectance metadata."""
+
+    id: str
+    collection: str
+    datetime: dt.datetime
+    files: Mapping[str, str]
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def in_place(cls, record: SceneRecord) -> SceneInput:
+        """A discovered scene read where it lies (a local archive), without a download."""
+        files = {a.band: a.href for a in record.assets}
+        return cls(record.id, record.collection, record.datetime, files, dict(record.properties))
+
+    @property
+    def sensor(self) -> str:
+        """``S2`` or ``L8``."""
+        return "S2" if self.collection == "sentinel-2-l2a" else "L8"

@@ -25,19 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.aoi import ChangeParams
 from eo_tasks.core.classes import NODATA_CLASS
+from eo_tasks.core.cube import Cube
 from eo_tasks.core.errors import ConfigError, IncompleteOutputError
-from eo_tasks.maps.changes import (
-    ChangeParams,
-    analyse_sequences,
-    break_composite,
-    drop_small_regions,
-    embed_changes,
-)
+from eo_tasks.core.grid import GridSpec, blocks
+from eo_tasks.maps.changes import analyse_sequences, break_composite, drop_small_regions, embed_changes
 from eo_tasks.maps.infer import BLOCK_FILE
-from eo_tasks.preprocess.datacube import Cube
-from eo_tasks.preprocess.scene_prep import blocks
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -201,7 +195,7 @@ def refine_dates(
     """
     from scipy import ndimage
 
-    from eo_tasks.trainset.features import pixel_features
+    from eo_tasks.core.features import pixel_features
 
     regions, _ = ndimage.label(result.changed, structure=np.ones((3, 3), dtype=bool))
     composite = result.change_composite.copy()

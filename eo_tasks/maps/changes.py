@@ -20,50 +20,13 @@ Everything is vectorized over pixels: sequences are arrays shaped ``(steps, pixe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.aoi import ChangeParams
 
 NO_CHANGE = -1
-
-
-@dataclass(frozen=True)
-class ChangeParams:
-    """Parameters of the analysis (defaults from the paper).
-
-    Attributes:
-        window: ``w``, composites per classifier window.
-        median: ``p``, length of the median filter (odd).
-        ath: Smallest connected change region kept, in pixels.
-    """
-
-    window: int = 15
-    median: int = 5
-    ath: int = 100
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ChangeParams:
-        """Validates and builds the parameters (unknown keys are an error)."""
-        unknown = set(data) - {"window", "median", "ath"}
-        if unknown:
-            raise ConfigError(f"maps: unknown field(s) {sorted(unknown)}")
-        params = cls(**{k: int(v) for k, v in data.items()})
-        if params.window < 2:
-            raise ConfigError(f"maps.window: must be at least 2, got {params.window}")
-        if params.median < 1 or params.median % 2 == 0:
-            raise ConfigError(f"maps.median: must be odd and positive, got {params.median}")
-        if params.ath < 1:
-            raise ConfigError(f"maps.ath: must be positive, got {params.ath}")
-        return params
-
-    @property
-    def half(self) -> int:
-        """Half a window, rounded up: the persistence and date-shift unit."""
-        return (self.window + 1) // 2
 
 
 def median_filter(labels: np.ndarray, length: int) -> np.ndarray:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from eo_tasks.core.calendar import Calendar
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.core.errors import ConfigError
-from eo_tasks.preprocess.composite import Calendar
 
 EPOCH = dt.date(1970, 1, 1)
 

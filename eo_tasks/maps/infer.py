@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eo_tasks.core.cube import Cube
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.files import atomic_path
-from eo_tasks.preprocess.datacube import Cube
-from eo_tasks.preprocess.scene_prep import Block, blocks
+from eo_tasks.core.grid import Block, blocks
 
 if TYPE_CHECKING:
     from eo_tasks.models import Predictor
@@ -141,7 +141,7 @@ def _open_cubes(paths: Sequence[Path]) -> list[Cube]:
 
 def include_indices(card: dict[str, Any], band_names: Sequence[str]) -> bool:
     """Whether the model wants the indices after the bands; the card's feature list must match the cube."""
-    from eo_tasks.trainset.features import feature_names
+    from eo_tasks.core.features import feature_names
 
     for include in (False, True):
         if feature_names(band_names, include) == list(card["features"]):
@@ -162,7 +162,7 @@ def infer_block(
         series in one window — the per-year classifier without sequence analysis (a baseline).
         Pixels no composite of any year observed are 0 (no data) everywhere.
     """
-    from eo_tasks.trainset.features import as_pixels, pixel_features
+    from eo_tasks.core.features import as_pixels, pixel_features
 
     rows, cols = slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
     parts = [cube.read(rows, cols) for cube in cubes]
@@ -211,8 +211,8 @@ def run_job(job: InferenceJob, log: Callable[[str], None] = print) -> int:
     Returns:
         The number of blocks written.
     """
+    from eo_tasks.core.features import cube_grid
     from eo_tasks.models import load_model
-    from eo_tasks.trainset.features import cube_grid
 
     cubes = _open_cubes(job.cubes)
     predictor = load_model(job.model_dir)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import CLASSES, NODATA_CLASS
 from eo_tasks.core.files import atomic_path
+from eo_tasks.core.grid import GridSpec
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection

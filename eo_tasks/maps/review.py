@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import CLASS_BY_CODE
 from eo_tasks.core.errors import CatalogError, ConfigError
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook
 from eo_tasks.maps.outputs import class_areas, map_quicklook_path, write_class_cog
 

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.files import write_json
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.outputs import MapPaths
 
 STAC_VERSION = "1.0.0"

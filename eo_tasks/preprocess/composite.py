@@ -9,41 +9,9 @@ were observed and which were filled.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-
-from eo_tasks.core.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """``n_composites`` equal day-of-year windows per year.
-
-    Attributes:
-        n_composites: Windows per year (e.g. 24: about 15 days each).
-    """
-
-    n_composites: int = 24
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.n_composites <= 365:
-            raise ConfigError(f"calendar: n_composites must be 1..365, got {self.n_composites}")
-
-    def window_of(self, when: dt.date) -> int:
-        """Index of the window containing ``when`` (day 366 of leap years joins the last window)."""
-        day = min(when.timetuple().tm_yday, 365) - 1
-        return day * self.n_composites // 365
-
-    def centers(self, year: int) -> list[dt.date]:
-        """The representative date of each window of ``year``."""
-        start = dt.date(year, 1, 1)
-        return [
-            start + dt.timedelta(days=(2 * k + 1) * 365 // (2 * self.n_composites))
-            for k in range(self.n_composites)
-        ]
 
 
 def nan_median(stack: np.ndarray) -> np.ndarray:
@@ -128,39 +96,3 @@ def fill_gaps(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         filled[i][gap] = value
     was_filled = ~finite & np.isfinite(filled)
     return filled.reshape(series.shape), was_filled.reshape(series.shape)
-
-
-INDEX_NAMES = ("ndvi", "evi", "ndwi", "ndsi", "bsi")
-
-
-def spectral_indices(reflectance: np.ndarray, band_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The robust indices the training-set builder clusters on.
-
-    NDVI (vegetation), EVI (vegetation, less saturated), NDWI (McFeeters: open water), NDSI (snow),
-    BSI (bare soil index of Rikimaru et al.).
-
-    Args:
-        reflectance: ``(..., bands)`` surface reflectance.
-        band_names: Names of the last axis (needs blue, green, red, nir or nir08, swir16).
-
-    Returns:
-        Index name → array of shape ``reflectance.shape[:-1]``.
-    """
-    idx = {name: i for i, name in enumerate(band_names)}
-    nir_key = "nir" if "nir" in idx else "nir08"
-    blue, green, red, nir, swir = (
-        reflectance[..., idx[name]].astype(np.float32) for name in ("blue", "green", "red", nir_key, "swir16")
-    )
-
-    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = num / den
-        return np.where(np.abs(den) > 1e-6, out, 0.0).astype(np.float32)
-
-    return {
-        "ndvi": ratio(nir - red, nir + red),
-        "evi": np.clip(ratio(2.5 * (nir - red), nir + 6 * red - 7.5 * blue + 1), -1, 1),
-        "ndwi": ratio(green - nir, green + nir),
-        "ndsi": ratio(green - swir, green + swir),
-        "bsi": ratio((swir + red) - (nir + blue), (swir + red) + (nir + blue)),
-    }

@@ -30,38 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import AOIConfig, GridSpec
+from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.core.calendar import Calendar
+from eo_tasks.core.cube import FILL, SCALE, cube_path, to_int16
 from eo_tasks.core.files import atomic_path
-from eo_tasks.preprocess.composite import Calendar, composite, fill_gaps
-from eo_tasks.preprocess.scene_prep import (
-    CUBE_BANDS,
-    Block,
-    SceneInput,
-    SceneReadError,
-    blocks,
-    check_scene,
-    read_block,
-)
+from eo_tasks.core.grid import Block, GridSpec, blocks
+from eo_tasks.core.scenes import SceneInput
+from eo_tasks.preprocess.composite import composite, fill_gaps
+from eo_tasks.preprocess.scene_prep import CUBE_BANDS, SceneReadError, check_scene, read_block
 
 if TYPE_CHECKING:
     from eo_tasks.store.catalog import SceneCatalog
 
 log = logging.getLogger(__name__)
-
-
-SCALE = 1e-4
-FILL = -32768
-
-
-def to_int16(reflectance: np.ndarray) -> np.ndarray:
-    """Reflectance → the cube's scaled int16 (NaN → ``FILL``)."""
-    scaled = np.round(np.clip(reflectance / SCALE, -32767, 32767))
-    return np.where(np.isfinite(reflectance), scaled, FILL).astype(np.int16)
-
-
-def from_int16(stored: np.ndarray) -> np.ndarray:
-    """The cube's scaled int16 → float32 reflectance (``FILL`` → NaN)."""
-    return np.where(stored == FILL, np.nan, stored * np.float32(SCALE)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -258,47 +239,6 @@ def _write_attributes(
     attrs["skipped_scenes"] = json.dumps(skipped)
     attrs["scene_fingerprint"] = scene_fingerprint(usable)
     attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat()
-
-
-@dataclass(frozen=True)
-class Cube:
-    """A datacube opened for reading (lazy: data stays in the file)."""
-
-    path: Path
-    dates: list[dt.date]
-    band_names: list[str]
-    epsg: int
-    geotransform: tuple[float, ...]
-    shape: tuple[int, int, int, int]
-    attrs: dict[str, Any]
-
-    @classmethod
-    def open(cls, path: Path) -> Cube:
-        """Reads the cube's metadata."""
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return cls(
-                path=path,
-                dates=[dt.date.fromisoformat(d.decode()) for d in f["dates"][:]],
-                band_names=list(f.attrs["band_names"]),
-                epsg=int(f.attrs["epsg"]),
-                geotransform=tuple(float(v) for v in f.attrs["geotransform"]),
-                shape=tuple(f["reflectance"].shape),
-                attrs={k: f.attrs[k] for k in f.attrs},
-            )
-
-    def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-        """``(reflectance, valid)`` of a window, all dates, reflectance as float32 (NaN: never observed)."""
-        import h5py
-
-        with h5py.File(self.path, "r") as f:
-            return from_int16(f["reflectance"][:, rows, cols, :]), f["valid"][:, rows, cols].astype(bool)
-
-
-def cube_path(data_dir: Path, aoi: str, year: int) -> Path:
-    """Where the cube of an AOI and year lives: ``<data>/cubes/<aoi>/<aoi>_<year>.h5``."""
-    return data_dir / "cubes" / aoi / f"{aoi}_{year}.h5"
 
 
 def years_to_build(catalog: SceneCatalog, aoi: AOIConfig, forced: Sequence[int] = ()) -> list[int]:

@@ -8,18 +8,16 @@ way. Snow stays a surface (a class), not a mask.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.errors import EOError
-from eo_tasks.core.scenes import SceneRecord, boa_offset_to_remove
+from eo_tasks.core.grid import Block, GridSpec
+from eo_tasks.core.scenes import SceneInput, boa_offset_to_remove
 from eo_tasks.preprocess.harmonize import oli_to_msi
 
 # Scene Classification Layer classes that are not a clear view of the surface.
@@ -58,59 +56,6 @@ def landsat_reflectance(dn: np.ndarray) -> np.ndarray:
     out = dn.astype(np.float32) * np.float32(LANDSAT_SCALE) + np.float32(LANDSAT_OFFSET)
     out[dn == 0] = np.nan
     return out
-
-
-@dataclass(frozen=True)
-class Block:
-    """A window of the AOI grid: rows ``row0:row0+rows``, columns ``col0:col0+cols``."""
-
-    row0: int
-    col0: int
-    rows: int
-    cols: int
-
-    def bounds(self, grid: GridSpec) -> tuple[float, float, float, float]:
-        """``(xmin, ymin, xmax, ymax)`` of the block in the grid's CRS."""
-        xmin, _, _, ymax = grid.bounds
-        r = grid.resolution
-        return (
-            xmin + self.col0 * r,
-            ymax - (self.row0 + self.rows) * r,
-            xmin + (self.col0 + self.cols) * r,
-            ymax - self.row0 * r,
-        )
-
-
-def blocks(grid: GridSpec, size: int) -> list[Block]:
-    """Tiles the grid into blocks of at most ``size`` × ``size`` pixels, row by row."""
-    rows, cols = grid.shape
-    return [
-        Block(r, c, min(size, rows - r), min(size, cols - c))
-        for r in range(0, rows, size)
-        for c in range(0, cols, size)
-    ]
-
-
-@dataclass(frozen=True)
-class SceneInput:
-    """A ready scene as preprocessing needs it: files per band and the reflectance metadata."""
-
-    id: str
-    collection: str
-    datetime: dt.datetime
-    files: Mapping[str, str]
-    properties: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def in_place(cls, record: SceneRecord) -> SceneInput:
-        """A discovered scene read where it lies (a local archive), without a download."""
-        files = {a.band: a.href for a in record.assets}
-        return cls(record.id, record.collection, record.datetime, files, dict(record.properties))
-
-    @property
-    def sensor(self) -> str:
-        """``S2`` or ``L8``."""
-        return "S2" if self.collection == "sentinel-2-l2a" else "L8"
 
 
 # Per-thread cache of open rasters and their EPSG codes: every block reads the same files again, and

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eo_tasks.core.errors import CatalogError
-from eo_tasks.core.scenes import AssetRef, SceneRecord
-from eo_tasks.preprocess.scene_prep import SceneInput
+from eo_tasks.core.scenes import AssetRef, SceneInput, SceneRecord
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection

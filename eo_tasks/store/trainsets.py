@@ -30,7 +30,7 @@ def record_training_set(
 
     Args:
         conn: An open psycopg2 connection (committed here).
-        report: The multi-year report of :func:`~eo_tasks.trainset.pipeline.build_multiyear` (path,
+        report: The multi-year report of :func:`~eo_tasks.trainset.multiyear.build_multiyear` (path,
             SHA-256, years, source cubes, reference, legend, config, samples per class and year).
         annual_reports: Year → the annual report (forest accuracy, filter counts, map paths).
 

@@ -52,6 +52,8 @@ Read it with :func:`read_training_set`, or with h5py alone (the compute environm
 else): ``x = (f["features"][a:b] - f["norm_mean"][:]) / f["norm_std"][:]``.
 """
 
+from eo_tasks.core.features import feature_names, index_series, pixel_features
+from eo_tasks.trainset.annual import AnnualResult, build_annual, cluster_filter
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import (
     EmptyTrainingSetError,
@@ -60,17 +62,9 @@ from eo_tasks.trainset.dataset import (
     read_training_set,
     write_training_set,
 )
-from eo_tasks.trainset.features import feature_names, index_series, pixel_features
 from eo_tasks.trainset.forest import accuracy_report, predict_map, train_forest
-from eo_tasks.trainset.pipeline import (
-    AnnualResult,
-    TrainingPaths,
-    build_annual,
-    build_multiyear,
-    cluster_filter,
-    prepare_reference,
-    unchanged_pixels,
-)
+from eo_tasks.trainset.multiyear import build_multiyear, unchanged_pixels
+from eo_tasks.trainset.pipeline import TrainingPaths, prepare_reference
 from eo_tasks.trainset.reference import reference_on_grid, write_class_raster
 from eo_tasks.trainset.sampling import (
     SPLIT_NAMES,

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import NODATA_CLASS
-from eo_tasks.preprocess.datacube import Cube
-from eo_tasks.trainset.features import iter_blocks, pixel_features
+from eo_tasks.core.cube import Cube
+from eo_tasks.core.features import iter_blocks, pixel_features
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.trainset.reference import class_raster_writer
 from eo_tasks.trainset.sampling import class_name
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import NODATA_CLASS, Legend
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_color_table
 
 

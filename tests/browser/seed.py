@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import CLASS_BY_NAME
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook
 from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, replace_year, write_class_cog
 

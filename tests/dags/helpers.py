@@ -61,11 +61,11 @@ def simulate_with_cubes(root: Path, name: str, seed: int, years: tuple[int, ...]
 
     from eo_simulator import ScenarioConfig, simulate
     from eo_tasks.core.aoi import AOIConfig
+    from eo_tasks.core.calendar import Calendar
+    from eo_tasks.core.scenes import SceneInput
     from eo_tasks.ingest.providers.base import SearchQuery
     from eo_tasks.ingest.providers.stac import LocalArchiveProvider
-    from eo_tasks.preprocess.composite import Calendar
     from eo_tasks.preprocess.datacube import CubeSpec, build_cube
-    from eo_tasks.preprocess.scene_prep import SceneInput
 
     config = ScenarioConfig.from_dict(
         {"seed": seed, "width": 64, "height": 64, "years": list(years), "s2_per_year": 8, "l8_per_year": 2}

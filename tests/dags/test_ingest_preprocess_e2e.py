@@ -17,7 +17,7 @@ import pytest
 import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 
-from eo_tasks.preprocess.datacube import Cube
+from eo_tasks.core.cube import Cube
 from tests.dags.helpers import load_dag, point_store_at, query, task_states
 
 pytestmark = pytest.mark.integration

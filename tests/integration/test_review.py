@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.errors import CatalogError, ConfigError
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, replace_year, write_class_cog
 from eo_tasks.maps.review import Review, apply_review, read_class_map
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.aoi import ChangeParams
 from eo_tasks.core.errors import IncompleteOutputError
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
-from eo_tasks.maps.changes import ChangeParams, break_composite
+from eo_tasks.maps.changes import break_composite
 from eo_tasks.maps.infer import BLOCK_FILE, write_block
 
 GRASS, TREE, BARE, SNOW = 3, 4, 6, 7

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eo_tasks.core.aoi import ChangeParams
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.maps.changes import (
     NO_CHANGE,
-    ChangeParams,
     analyse_sequences,
     drop_small_regions,
     embed_changes,

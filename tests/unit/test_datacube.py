@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from eo_tasks.core.aoi import AOIConfig
-from eo_tasks.preprocess.composite import Calendar
-from eo_tasks.preprocess.datacube import Cube, CubeSpec, build_cube, from_int16, to_int16
-from eo_tasks.preprocess.scene_prep import SceneInput
+from eo_tasks.core.calendar import Calendar
+from eo_tasks.core.cube import Cube, from_int16, to_int16
+from eo_tasks.core.scenes import SceneInput
+from eo_tasks.preprocess.datacube import CubeSpec, build_cube
 from tests.conftest import REPO
 
 

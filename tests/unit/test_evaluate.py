@@ -52,10 +52,10 @@ def _days(day: dt.date) -> int:
 
 
 def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
-    from eo_tasks.core.aoi import GridSpec
+    from eo_tasks.core.calendar import Calendar
+    from eo_tasks.core.grid import GridSpec
     from eo_tasks.maps.evaluate import Truth, evaluate_aoi
     from eo_tasks.maps.outputs import write_change_cog, write_class_cog
-    from eo_tasks.preprocess.composite import Calendar
 
     grid = GridSpec(epsg=32632, bounds=(600000.0, 5099800.0, 600200.0, 5100000.0), resolution=10.0)  # 20 x 20
     before = np.full(grid.shape, 4, dtype=np.uint8)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pystac
 
-from eo_tasks.core.aoi import GridSpec
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.maps.stac import write_year_item
 

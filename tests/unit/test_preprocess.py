@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from eo_tasks.core.aoi import GridSpec
-from eo_tasks.preprocess.composite import Calendar, composite, fill_gaps, spectral_indices
+from eo_tasks.core.calendar import Calendar
+from eo_tasks.core.grid import Block, GridSpec, blocks
+from eo_tasks.core.indices import spectral_indices
+from eo_tasks.preprocess.composite import composite, fill_gaps
 from eo_tasks.preprocess.harmonize import HLS_MSI_TO_OLI, msi_to_oli, oli_to_msi
 from eo_tasks.preprocess.scene_prep import (
-    Block,
-    blocks,
     landsat_reflectance,
     qa_pixel_valid,
     s2_reflectance,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from eo_tasks.core.aoi import GridSpec
 from eo_tasks.core.classes import CLASSES
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook, raster_quicklook
 from eo_tasks.trainset import write_class_raster
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from eo_tasks.core.aoi import AOIConfig, GridSpec
+from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.classes import CLASS_BY_NAME, CLASSES
+from eo_tasks.core.cube import FILL, SCALE, Cube, to_int16
 from eo_tasks.core.errors import ConfigError
-from eo_tasks.preprocess.datacube import FILL, SCALE, Cube, to_int16
+from eo_tasks.core.grid import GridSpec
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 from eo_tasks.trainset import (
     EmptyTrainingSetError,

@@ -12,10 +12,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from eo_tasks.core.aoi import GridSpec
-from eo_tasks.preprocess.composite import INDEX_NAMES, spectral_indices
-from eo_tasks.preprocess.datacube import Cube
-from eo_tasks.preprocess.scene_prep import Block, blocks
+from eo_tasks.core.cube import Cube
+from eo_tasks.core.grid import Block, GridSpec, blocks
+from eo_tasks.core.indices import INDEX_NAMES, spectral_indices
 
 
 def cube_grid(cube: Cube) -> GridSpec:

@@ -1,0 +1,42 @@
+"""Spectral indices (NDVI, EVI, NDWI, NDSI, bare-soil index) from surface reflectance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+INDEX_NAMES = ("ndvi", "evi", "ndwi", "ndsi", "bsi")
+
+
+def spectral_indices(reflectance: np.ndarray, band_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The robust indices the training-set builder clusters on.
+
+    NDVI (vegetation), EVI (vegetation, less saturated), NDWI (McFeeters: open water), NDSI (snow),
+    BSI (bare soil index of Rikimaru et al.).
+
+    Args:
+        reflectance: ``(..., bands)`` surface reflectance.
+        band_names: Names of the last axis (needs blue, green, red, nir or nir08, swir16).
+
+    Returns:
+        Index name → array of shape ``reflectance.shape[:-1]``.
+    """
+    idx = {name: i for i, name in enumerate(band_names)}
+    nir_key = "nir" if "nir" in idx else "nir08"
+    blue, green, red, nir, swir = (
+        reflectance[..., idx[name]].astype(np.float32) for name in ("blue", "green", "red", nir_key, "swir16")
+    )
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = num / den
+        return np.where(np.abs(den) > 1e-6, out, 0.0).astype(np.float32)
+
+    return {
+        "ndvi": ratio(nir - red, nir + red),
+        "evi": np.clip(ratio(2.5 * (nir - red), nir + 6 * red - 7.5 * blue + 1), -1, 1),
+        "ndwi": ratio(green - nir, green + nir),
+        "ndsi": ratio(green - swir, green + swir),
+        "bsi": ratio((swir + red) - (nir + blue), (swir + red) + (nir + blue)),
+    }
