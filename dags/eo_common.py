@@ -31,14 +31,15 @@ def store_connection() -> Any:
     """A psycopg2 connection to the PostGIS store from the ``eo_postgis`` Airflow connection."""
     from airflow.sdk import Connection
 
-    from eo_tasks.store.catalog import connect
+    from eo_tasks.store.connection import connect
 
     return connect(Connection.get(STORE_CONN_ID))
 
 
 def scene_catalog() -> Any:
     """The scene catalog on the ``eo_postgis`` connection, schema migrated."""
-    from eo_tasks.store.catalog import SceneCatalog, migrate
+    from eo_tasks.store.connection import migrate
+    from eo_tasks.store.scenes import SceneCatalog
 
     conn = store_connection()
     migrate(conn)

@@ -135,7 +135,8 @@ def build_model_dag(aoi: AOIConfig) -> None:
             """Records the trained model and its card in PostGIS; shows the card in the log."""
             from pathlib import Path
 
-            from eo_tasks.store.catalog import SceneCatalog, migrate
+            from eo_tasks.store.connection import migrate
+            from eo_tasks.store.scenes import SceneCatalog
 
             model_dir = Path(values["out_dir"])
             card = json.loads((model_dir / "model_card.json").read_text())

@@ -41,7 +41,8 @@ def platform_health() -> None:
     @task
     def aoi_files() -> list[str]:
         """Returns the valid AOI names; fails listing every invalid AOI file."""
-        from eo_tasks.core.aoi import aoi_dir, load_all
+        from eo_tasks.core.aoi import load_all
+        from eo_tasks.core.settings import aoi_dir
 
         valid, errors = load_all()
         for error in errors:

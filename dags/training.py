@@ -80,7 +80,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
         @task
         def plan(params: dict[str, Any] | None = None) -> list[int]:
             """Years with a registered cube (within ``params.years``); validates ``params.trainset``."""
-            from eo_tasks.store.catalog import migrate
+            from eo_tasks.store.connection import migrate
             from eo_tasks.store.trainsets import registered_cubes
             from eo_tasks.trainset import TrainsetConfig
 

@@ -15,7 +15,7 @@ from airflow.models.connection import Connection
 
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.maps.outputs import MapPaths
-from eo_tasks.store.catalog import connect
+from eo_tasks.store.connection import connect
 
 
 def main(aoi: str, evaluation: str) -> None:

@@ -8,7 +8,6 @@ Airflow connections instead.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import yaml
 
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.settings import aoi_dir
 from eo_tasks.core.validate import as_mapping, check_known_keys, expand_path, require_key
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
@@ -338,11 +338,6 @@ class AOIConfig:
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{path}: cannot read AOI file: {err}") from err
         return cls.from_dict(data, source_file=str(path), check_crs=check_crs)
-
-
-def aoi_dir() -> Path:
-    """The folder of AOI files: ``$EO_AOI_DIR`` or the repository's ``aois/``."""
-    return Path(os.environ.get("EO_AOI_DIR", Path(__file__).resolve().parent.parent / "aois"))
 
 
 def load_all(

@@ -21,7 +21,7 @@ from eo_tasks.core.aoi import AOIConfig, SourceSpec
 from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
 from eo_tasks.ingest.download import fetch, file_digest
 from eo_tasks.ingest.providers import SceneProvider, SearchQuery
-from eo_tasks.store.catalog import SceneCatalog
+from eo_tasks.store.scenes import SceneCatalog
 
 log = logging.getLogger(__name__)
 LOOKBACK = dt.timedelta(days=30)  # providers publish late; re-search this much before the newest scene

@@ -265,15 +265,9 @@ def store_year(
         The summary.
     """
     from eo_tasks.core.quicklook import change_quicklook, class_quicklook
-    from eo_tasks.maps.outputs import (
-        MapPaths,
-        change_regions,
-        class_areas,
-        replace_year,
-        write_change_cog,
-        write_class_cog,
-    )
+    from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, write_change_cog, write_class_cog
     from eo_tasks.maps.stac import write_year_item
+    from eo_tasks.store.maps import replace_year
 
     paths = MapPaths.for_year(data_dir, aoi, year)
     write_class_cog(paths.classes, result.classes, grid)

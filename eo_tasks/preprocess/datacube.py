@@ -40,7 +40,7 @@ from eo_tasks.preprocess.composite import composite, fill_gaps
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS, SceneReadError, check_scene, read_block
 
 if TYPE_CHECKING:
-    from eo_tasks.store.catalog import SceneCatalog
+    from eo_tasks.store.scenes import SceneCatalog
 
 log = logging.getLogger(__name__)
 

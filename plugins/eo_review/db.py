@@ -11,7 +11,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from eo_tasks.core.classes import CLASS_BY_CODE, CLASSES
-from eo_tasks.store.catalog import connect, migrate
+from eo_tasks.store.connection import connect, migrate
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -26,7 +26,7 @@ def connect_store(conn_id: str = STORE_CONN_ID) -> PgConnection:
 
     The api-server is no task, so the Task SDK's ``Connection.get`` is not available there; the
     core model reads the connection from the secrets backends (``AIRFLOW_CONN_*`` variables, then
-    the metadata database); ``eo_tasks.store.catalog.connect`` makes the psycopg2 connection, as for tasks.
+    the metadata database); ``eo_tasks.store.connection.connect`` makes the psycopg2 connection, as for tasks.
 
     Args:
         conn_id: The Airflow connection of the PostGIS store.

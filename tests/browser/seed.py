@@ -15,7 +15,8 @@ import numpy as np
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook
-from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, replace_year, write_class_cog
+from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, write_class_cog
+from eo_tasks.store.maps import replace_year
 
 GRID = GridSpec(
     epsg=32632, bounds=(664000.0, 5099360.0, 664640.0, 5100000.0), resolution=10.0

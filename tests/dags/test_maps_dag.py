@@ -25,7 +25,8 @@ from airflow.utils.state import DagRunState
 from osgeo import gdal
 
 from eo_tasks.maps.evaluate import read_raster
-from eo_tasks.store.catalog import SceneCatalog, migrate
+from eo_tasks.store.connection import migrate
+from eo_tasks.store.scenes import SceneCatalog
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states

@@ -48,7 +48,8 @@ def platform_env(
     archive: Path, pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """A private AOI folder, data folder and PostGIS schema, with both cubes registered."""
-    from eo_tasks.store.catalog import SceneCatalog, migrate
+    from eo_tasks.store.connection import migrate
+    from eo_tasks.store.scenes import SceneCatalog
 
     aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
     aoi["name"] = "trainsim"

@@ -24,7 +24,7 @@ def conn(pg_schema: dict[str, Any]) -> Iterator[Any]:
     """A psycopg2 connection to a private, migrated schema of the real PostGIS store."""
     import psycopg2
 
-    from eo_tasks.store.catalog import migrate
+    from eo_tasks.store.connection import migrate
 
     connection = psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})
     migrate(connection)

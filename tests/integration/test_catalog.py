@@ -11,7 +11,8 @@ import pytest
 
 from eo_tasks.core.errors import CatalogError
 from eo_tasks.core.scenes import AssetRef, SceneRecord
-from eo_tasks.store.catalog import MIGRATIONS_DIR, SceneCatalog, migrate
+from eo_tasks.store.connection import MIGRATIONS_DIR, migrate
+from eo_tasks.store.scenes import SceneCatalog
 
 
 def _scene(n: int, cloud: float = 10.0) -> SceneRecord:

@@ -12,8 +12,9 @@ import pytest
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.errors import CatalogError, ConfigError
 from eo_tasks.core.grid import GridSpec
-from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, replace_year, write_class_cog
+from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, write_class_cog
 from eo_tasks.maps.review import Review, apply_review, read_class_map
+from eo_tasks.store.maps import replace_year
 
 GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), resolution=10.0)  # 64 x 64
 TREE, BARE, GRASS = (CLASS_BY_NAME[n].code for n in ("tree_cover", "bare", "grassland"))

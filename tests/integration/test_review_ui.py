@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from osgeo import gdal
 
-from eo_tasks.store.catalog import migrate
+from eo_tasks.store.connection import migrate
 from tests.browser.seed import BARE, TREE, WATER, delete_aoi, seed_aoi
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ from osgeo import gdal
 
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.grid import GridSpec
-from eo_tasks.maps.outputs import change_regions, class_areas, replace_year, write_class_cog
+from eo_tasks.maps.outputs import change_regions, class_areas, write_class_cog
+from eo_tasks.store.maps import replace_year
 
 GRID = GridSpec(epsg=32632, bounds=(600000.0, 5099360.0, 600640.0, 5100000.0), resolution=10.0)  # 64 x 64
 TREE, BARE = CLASS_BY_NAME["tree_cover"].code, CLASS_BY_NAME["bare"].code
