@@ -1,4 +1,4 @@
-"""What the platform's DAG files share: the Assets that link them, and connection helpers.
+"""What the platform's DAG files share: connections to the store and to providers.
 
 Not a DAG file itself; imports nothing heavy.
 """
@@ -7,24 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Asset
-
 STORE_CONN_ID = "eo_postgis"
-
-
-def scenes_asset(aoi_name: str) -> Asset:
-    """Announces new ready scenes of an AOI (ingest → preprocess)."""
-    return Asset(name=f"scenes_{aoi_name}", uri=f"eo://scenes/{aoi_name}", group="eo-scenes")
-
-
-def cube_asset(aoi_name: str) -> Asset:
-    """Announces new or rebuilt datacubes of an AOI (preprocess → training and maps)."""
-    return Asset(name=f"cubes_{aoi_name}", uri=f"eo://cubes/{aoi_name}", group="eo-cubes")
-
-
-def trainset_asset(aoi_name: str) -> Asset:
-    """Announces a new multi-year training set of an AOI (training sets → model training)."""
-    return Asset(name=f"trainset_{aoi_name}", uri=f"eo://trainset/{aoi_name}", group="eo-trainsets")
 
 
 def store_connection() -> Any:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from eo_common import credentials, scene_catalog, scenes_asset
+from eo_assets import scenes_asset
+from eo_common import credentials, scene_catalog
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 

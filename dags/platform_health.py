@@ -57,11 +57,14 @@ def platform_health() -> None:
     @task
     def postgis_version() -> str:
         """Returns PostGIS's full version string."""
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from contextlib import closing
 
-        version = str(
-            PostgresHook(postgres_conn_id="eo_postgis").get_first("SELECT postgis_full_version()")[0]
-        )
+        from eo_common import store_connection
+
+        from eo_tasks.store.connection import postgis_version as version_of
+
+        with closing(store_connection()) as conn:
+            version = version_of(conn)
         log.info("PostGIS: %s", version)
         return version
 

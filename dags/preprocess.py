@@ -12,7 +12,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from eo_common import cube_asset, scene_catalog, scenes_asset
+from eo_assets import cube_asset, scenes_asset
+from eo_common import scene_catalog
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 

@@ -32,7 +32,7 @@ fi
 archive="$EO_DATA_DIR/archives/$aoi"
 if [[ ! -f "$archive/catalog.json" ]]; then
   eo_log "demo: simulating ${#years[@]} years of Sentinel-2 and Landsat-8 over a $size x $size px valley"
-  "$EO_VENV/bin/eo-tasks" simulate "$archive" --seed 1 --size "$size" --years "${years[@]}"
+  "$EO_VENV/bin/python" -m eo_simulator "$archive" --seed 1 --size "$size" --years "${years[@]}"
 fi
 # `airflow dags test` runs deferred tasks' triggers in-process, where only AIRFLOW_CONN_* variables
 # resolve connections asynchronously (a real triggerer asks the API server): export the HPC one.
@@ -49,7 +49,7 @@ run_dag() {  # dag_id [logical date]: runs one DAG run, shows its progress lines
     "$log" | sed -E 's/^[^]]*\] +//; s/ \[[^]]+\] loc=.*$//' | cut -c1-150 | tail -n 8 || true
   eo_log "demo: $1 ${2:-} done in $((SECONDS - start)) s"
 }
-for dag in platform_health "ingest_$aoi" "preprocess_$aoi" "training_$aoi" "model_$aoi"; do
+for dag in platform_health "ingest_$aoi" "preprocess_$aoi" "trainset_$aoi" "train_$aoi"; do
   run_dag "$dag"
 done
 for year in "${years[@]}"; do  # the yearly maps, one year at a time, as a backfill would run them

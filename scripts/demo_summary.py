@@ -16,20 +16,15 @@ from airflow.models.connection import Connection
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.store.connection import connect
+from eo_tasks.store.maps import change_summaries, map_summaries
 
 
 def main(aoi: str, evaluation: str) -> None:
     """Prints the summary."""
     data = Path(os.environ["EO_DATA_DIR"])
-    with closing(connect(Connection.get_connection_from_secrets("eo_postgis"))) as conn, conn.cursor() as cur:
-        cur.execute("SELECT year, class_areas_ha, model_id FROM lc_map WHERE aoi = %s ORDER BY year", (aoi,))
-        maps = cur.fetchall()
-        cur.execute(
-            "SELECT year, count(*), round((sum(area_m2) / 1e4)::numeric, 1), min(change_date), "
-            "max(change_date) FROM lc_change WHERE aoi = %s GROUP BY year ORDER BY year",
-            (aoi,),
-        )
-        changes = {row[0]: row[1:] for row in cur.fetchall()}
+    with closing(connect(Connection.get_connection_from_secrets("eo_postgis"))) as conn:
+        maps = map_summaries(conn, aoi)
+        changes = change_summaries(conn, aoi)
     print(f"\nYearly land-cover maps of {aoi} (class areas in ha; model {maps[-1][2]}):")
     print("  year " + "".join(f"{c.name[:10]:>11}" for c in CLASSES))
     for year, areas, _ in maps:

@@ -131,6 +131,21 @@ class HPCSpec:
                 raise ConfigError(f"{where}.{name}: must be at least 1")
         return spec
 
+    def job_values(self, venv: str) -> dict[str, Any]:
+        """The values every job template's ``#SBATCH`` header and environment take from these settings.
+
+        Args:
+            venv: The compute environment on the cluster (the HPC connection's ``compute_venv``).
+        """
+        return {
+            "time_limit": self.time_limit,
+            "partition": self.partition,
+            "account": self.account,
+            "gpus_per_node": self.gpus_per_node,
+            "modules": list(self.modules),
+            "venv": venv,
+        }
+
 
 @dataclass(frozen=True)
 class ModelSpec:

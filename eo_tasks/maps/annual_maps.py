@@ -32,6 +32,7 @@ from eo_tasks.core.errors import ConfigError, IncompleteOutputError
 from eo_tasks.core.grid import GridSpec, blocks
 from eo_tasks.maps.changes import analyse_sequences, break_composite, drop_small_regions, embed_changes
 from eo_tasks.maps.infer import BLOCK_FILE
+from eo_tasks.store.maps import map_cog_path, replace_year
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -267,7 +268,6 @@ def store_year(
     from eo_tasks.core.quicklook import change_quicklook, class_quicklook
     from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, write_change_cog, write_class_cog
     from eo_tasks.maps.stac import write_year_item
-    from eo_tasks.store.maps import replace_year
 
     paths = MapPaths.for_year(data_dir, aoi, year)
     write_class_cog(paths.classes, result.classes, grid)
@@ -290,11 +290,9 @@ def previous_map(conn: PgConnection, aoi: str, year: int) -> np.ndarray:
     """
     from eo_tasks.maps.review import read_class_map
 
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT cog_path FROM lc_map WHERE aoi = %s AND year = %s", (aoi, year))
-        row = cur.fetchone()
-    if row is None or not Path(row[0]).is_file():
+    cog_path = map_cog_path(conn, aoi, year)
+    if cog_path is None or not Path(cog_path).is_file():
         raise IncompleteOutputError(
             f"{aoi} has no map of {year}: make the years in order (it is needed first)"
         )
-    return read_class_map(row[0])[0]
+    return read_class_map(cog_path)[0]

@@ -17,8 +17,6 @@ files would be ahead of the rows until the next review or re-run of that year.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +28,7 @@ from eo_tasks.core.errors import CatalogError, ConfigError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook
 from eo_tasks.maps.outputs import class_areas, map_quicklook_path, write_class_cog
+from eo_tasks.store import review as review_store
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -144,47 +143,25 @@ def apply_review(conn: PgConnection, review: Review) -> ReviewOutcome:
     updated: list[int] = []
     pixels = 0
     with conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT aoi, year, from_class, to_class, new_class, status, change_date FROM lc_change "
-            "WHERE id = %s FOR UPDATE",
-            (review.change_id,),
-        )
-        found = cur.fetchone()
-        if found is None:
+        before = review_store.lock_change(cur, review.change_id)
+        if before is None:
             raise CatalogError(f"no change with id {review.change_id}")
-        names = ("aoi", "year", "from_class", "to_class", "new_class", "status", "change_date")
-        before = dict(zip(names, found, strict=True))
         after = {**before, "new_class": review.new_class if review.action == "relabel" else None}
-        # Lock the maps (in year order): concurrent reviews of one map would otherwise each rewrite
-        # the COG from the same old pixels, and the later write would undo the earlier review.
-        cur.execute(
-            "SELECT year, cog_path FROM lc_map WHERE aoi = %s AND year >= %s ORDER BY year FOR UPDATE",
-            (before["aoi"], min(before["change_date"].year, before["year"])),
-        )
-        for year, cog_path in cur.fetchall():
+        first = min(before["change_date"].year, before["year"])
+        for year, cog_path in review_store.lock_maps_from(cur, before["aoi"], first):
             old, new = held_class(before["status"], before, year), held_class(status, after, year)
             if old == new:
                 continue
             classes, grid = read_class_map(cog_path)
-            cur.execute(
-                "SELECT ST_AsText(ST_Transform(geom, %s)) FROM lc_change WHERE id = %s",
-                (grid.epsg, review.change_id),
-            )
-            where = polygon_mask(cur.fetchone()[0], grid) & (classes == old)
+            wkt = review_store.change_wkt(cur, review.change_id, grid.epsg)
+            where = polygon_mask(wkt, grid) & (classes == old)
             if not where.any():
                 continue
             classes[where] = new
             write_class_cog(Path(cog_path), classes, grid)
             class_quicklook(classes, map_quicklook_path(Path(cog_path)))
-            cur.execute(
-                "UPDATE lc_map SET class_areas_ha = %s WHERE aoi = %s AND year = %s",
-                (json.dumps(class_areas(classes, grid.resolution)), before["aoi"], year),
-            )
+            review_store.set_class_areas(cur, before["aoi"], year, class_areas(classes, grid.resolution))
             updated.append(year)
             pixels += int(where.sum())
-        cur.execute(
-            "UPDATE lc_change SET status = %s, new_class = %s, reviewed_by = %s, reviewed_at = %s "
-            "WHERE id = %s",
-            (status, after["new_class"], review.reviewer, dt.datetime.now(dt.UTC), review.change_id),
-        )
+        review_store.record_review(cur, review.change_id, status, after["new_class"], review.reviewer)
     return ReviewOutcome(review.change_id, status, tuple(updated), pixels)

@@ -90,3 +90,10 @@ def migrate(conn: PgConnection, migrations_dir: Path = MIGRATIONS_DIR) -> list[s
             cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
             conn.commit()
     return applied
+
+
+def postgis_version(conn: PgConnection) -> str:
+    """PostGIS's full version string (the store's health check)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT postgis_full_version()")
+        return str(cur.fetchone()[0])

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eo_tasks.core.grid import GridSpec
 
@@ -97,3 +97,29 @@ def replace_year(
             (aoi, year),
         )
     return len(changes)
+
+
+def map_cog_path(conn: PgConnection, aoi: str, year: int) -> str | None:
+    """The COG of the AOI's stored map of ``year``, or None if that year has no map."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT cog_path FROM lc_map WHERE aoi = %s AND year = %s", (aoi, year))
+        row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+def map_summaries(conn: PgConnection, aoi: str) -> list[tuple[int, dict[str, float], str | None]]:
+    """``(year, class areas in ha, model id)`` of each of the AOI's maps, by year."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT year, class_areas_ha, model_id FROM lc_map WHERE aoi = %s ORDER BY year", (aoi,))
+        return [(int(y), dict(a), m) for y, a, m in cur.fetchall()]
+
+
+def change_summaries(conn: PgConnection, aoi: str) -> dict[int, tuple[int, float, Any, Any]]:
+    """Per map year: ``(polygons, hectares, first change date, last change date)``."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT year, count(*), round((sum(area_m2) / 1e4)::numeric, 1), min(change_date), "
+            "max(change_date) FROM lc_change WHERE aoi = %s GROUP BY year ORDER BY year",
+            (aoi,),
+        )
+        return {int(row[0]): (int(row[1]), float(row[2]), row[3], row[4]) for row in cur.fetchall()}

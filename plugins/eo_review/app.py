@@ -31,6 +31,7 @@ from eo_review import db
 from eo_review.render import map_png
 from eo_tasks.core.errors import CatalogError, ConfigError, EOError
 from eo_tasks.maps.review import Review, apply_review
+from eo_tasks.store import review as review_store
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -115,7 +116,7 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
             conn.close()
 
     def known_aoi(conn: PgConnection, aoi: str) -> list[dict[str, Any]]:
-        maps = db.list_maps(conn, aoi)
+        maps = review_store.list_maps(conn, aoi)
         if not maps:
             raise HTTPException(404, f"no maps for AOI {aoi!r}")
         return maps
@@ -130,7 +131,7 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, user: User) -> Response:
         with store() as conn:
-            aois = db.list_aois(conn)
+            aois = review_store.list_aois(conn)
         context = {**page_context(request, user), "aois": aois}
         return templates.TemplateResponse(request, "index.html", context)
 
@@ -144,7 +145,7 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
     @app.get("/api/aois")
     def api_aois(user: User) -> list[dict[str, Any]]:
         with store() as conn:
-            return db.list_aois(conn)
+            return review_store.list_aois(conn)
 
     @app.get("/api/aois/{aoi}/maps")
     def api_maps(request: Request, aoi: str, user: User) -> list[dict[str, Any]]:
@@ -174,13 +175,13 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
     ) -> dict[str, Any]:
         with store() as conn:
             known_aoi(conn, aoi)
-            return db.changes_geojson(conn, aoi, year, status)
+            return review_store.changes_geojson(conn, aoi, year, status)
 
     @app.get("/api/aois/{aoi}/stats")
     def api_stats(aoi: str, user: User) -> dict[str, Any]:
         with store() as conn:
             known_aoi(conn, aoi)
-            return db.change_stats(conn, aoi)
+            return review_store.change_stats(conn, aoi)
 
     @app.post("/api/changes/{change_id}/review")
     def api_review(change_id: int, body: ReviewRequest, user: User) -> dict[str, Any]:
@@ -199,7 +200,7 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
             except (EOError, OSError) as exc:
                 log.exception("eo-review: review of change %s failed", change_id)
                 raise HTTPException(500, f"the review could not be applied: {exc}") from exc
-            row = db.change_row(conn, change_id)
+            row = review_store.change_row(conn, change_id)
         return {
             "change": row,
             "maps_updated": list(outcome.maps_updated),

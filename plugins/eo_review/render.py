@@ -21,7 +21,7 @@ def map_png(cog_path: str, extent_3857: Sequence[float]) -> bytes:
 
     Args:
         cog_path: The map's COG (colour table, class 0 = no data).
-        extent_3857: ``(xmin, ymin, xmax, ymax)`` in EPSG:3857, from ``db.list_maps``.
+        extent_3857: ``(xmin, ymin, xmax, ymax)`` in EPSG:3857, from ``eo_tasks.store.review.list_maps``.
 
     Returns:
         PNG bytes: the platform's class colours, no data transparent.

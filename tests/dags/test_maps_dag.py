@@ -110,7 +110,7 @@ def platform_env(
 
 
 def _run_year(year: int, fail_fast: bool = False) -> Any:
-    dag = load_dag("annual_maps.py", "maps_mapsim")
+    dag = load_dag("maps.py", "maps_mapsim")
     if fail_fast:
         for task in dag.tasks:
             task.retries = 0

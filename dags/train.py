@@ -1,6 +1,6 @@
 """Model DAGs, one per AOI: train the time-series classifier on the HPC and register it.
 
-Triggered by the AOI's training-set Asset (emitted by ``training_<aoi>``) and by hand.
+Triggered by the AOI's training-set Asset (emitted by ``trainset_<aoi>``) and by hand.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, dag, task
-from eo_common import store_connection, trainset_asset
+from airflow.sdk import dag, task
+from eo_assets import model_asset, trainset_asset
+from eo_common import store_connection
 from eo_slurm import SlurmJobOperator
 
 from eo_tasks.core.aoi import AOIConfig, load_all
@@ -42,17 +43,12 @@ Triggered by the Asset `{trainset}`. No `params`: the AOI file says what to trai
 """
 
 
-def model_asset(aoi_name: str) -> Asset:
-    """Announces a newly registered model of an AOI (model training → yearly maps)."""
-    return Asset(name=f"model_{aoi_name}", uri=f"eo://models/{aoi_name}", group="eo-models")
-
-
 def build_model_dag(aoi: AOIConfig) -> None:
     """Declares the model DAG of one AOI."""
     asset = model_asset(aoi.name)
 
     @dag(
-        dag_id=f"model_{aoi.name}",
+        dag_id=f"train_{aoi.name}",
         schedule=[trainset_asset(aoi.name)],
         start_date=pendulum.datetime(aoi.first_year, 1, 1, tz="UTC"),
         catchup=False,
@@ -74,51 +70,17 @@ def build_model_dag(aoi: AOIConfig) -> None:
         @task
         def job_values(run_id: str | None = None) -> dict[str, Any]:
             """The training job's template values (paths on the shared filesystem)."""
-            import re
-
             from airflow.sdk import Connection
 
             from eo_tasks.core.settings import data_dir
-            from eo_tasks.training.data import read_info
+            from eo_tasks.training.submit import train_job_values
             from eo_tasks.trainset.pipeline import TrainingPaths
 
             config = AOIConfig.load(aoi.source_file)
+            venv = Connection.get(config.hpc.conn_id).extra_dejson["compute_venv"]
             trainset = TrainingPaths.for_aoi(data_dir(), aoi.name).trainset
-            if not trainset.exists():
-                raise FileNotFoundError(f"{trainset}: run training_{aoi.name} first")
-            run = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id or pendulum.now("UTC").isoformat())
-            hpc, spec = config.hpc, config.model
-            extra_args = [
-                a
-                for name in ("layers", "hidden")
-                if getattr(spec, name)
-                for a in (f"--{name}", str(getattr(spec, name)))
-            ]
-            # Train on windows of the yearly maps' w composites, as the inference slides them: trained on
-            # whole years only, the model flips on windows at unpredictable points (README, Measured).
-            window = config.maps.changes.window
-            if window < read_info(trainset).time_steps:
-                extra_args += ["--window", str(window)]
-            return {
-                "job_name": f"train-{aoi.name}",
-                "nodes": hpc.nodes,
-                "tasks_per_node": hpc.tasks_per_node,
-                "time_limit": hpc.time_limit,
-                "signal_seconds": 300,
-                "partition": hpc.partition,
-                "account": hpc.account,
-                "gpus_per_node": hpc.gpus_per_node,
-                "modules": list(hpc.modules),
-                "venv": Connection.get(hpc.conn_id).extra_dejson["compute_venv"],
-                "trainset": str(trainset),
-                "out_dir": str(data_dir() / "models" / aoi.name / run),
-                "backend": spec.backend,
-                "architecture": spec.architecture,
-                "epochs": spec.epochs,
-                "batch_size": spec.batch_size,
-                "master_port": 29500,
-                "extra_args": extra_args,
-            }
+            models = data_dir() / "models" / aoi.name
+            return train_job_values(config, trainset, models, run_id or pendulum.now("UTC").isoformat(), venv)
 
         values = job_values()
         train = SlurmJobOperator(

@@ -51,7 +51,7 @@ def platform_env(
 def test_two_worker_horovod_training_through_the_dag(
     platform_env: dict[str, Any], airflow_connections: None
 ) -> None:
-    run = load_dag("model.py", "model_e2e_model").test()
+    run = load_dag("train.py", "train_e2e_model").test()
     assert run.state == DagRunState.SUCCESS
     (model_dir,) = (platform_env["data"] / "models" / "e2e_model").iterdir()
     card = json.loads((model_dir / "model_card.json").read_text())

@@ -1,7 +1,7 @@
 """Training DAGs, one per AOI: reference map + datacubes → annual training sets and RF maps → multi-year set.
 
 Triggered by the AOI's cubes Asset (emitted by ``preprocess_<aoi>``) and by hand. It ends by
-announcing the set through the ``trainset_<aoi>`` Asset, which schedules ``model_<aoi>``.
+announcing the set through the ``trainset_<aoi>`` Asset, which schedules ``train_<aoi>``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from eo_common import cube_asset, store_connection, trainset_asset
+from eo_assets import cube_asset, trainset_asset
+from eo_common import store_connection
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 
@@ -55,7 +56,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
     asset = trainset_asset(aoi.name)
 
     @dag(
-        dag_id=f"training_{aoi.name}",
+        dag_id=f"trainset_{aoi.name}",
         schedule=[cube_asset(aoi.name)],
         start_date=pendulum.datetime(aoi.first_year, 1, 1, tz="UTC"),
         catchup=False,
@@ -148,7 +149,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
             """Emits the AOI's training-set Asset (the run only gets here when every stage succeeded)."""
             return str(trainset["path"])
 
-        # Model training on the HPC is model_<aoi>, scheduled on the trainset Asset that announce emits.
+        # Model training on the HPC is train_<aoi>, scheduled on the trainset Asset that announce emits.
         annual_reports = annual.expand(year=plan())
         reference() >> annual_reports
         announce(multiyear(annual_reports))  # type: ignore[arg-type]

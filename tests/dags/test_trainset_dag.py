@@ -75,14 +75,14 @@ def platform_env(
     yield {**pg_schema, "reference": tmp_path / "worldcover.tif", "training": tmp_path / "data" / "training"}
 
 
-def _training_dag() -> Any:
-    return load_dag("training.py", "training_trainsim")
+def _trainset_dag() -> Any:
+    return load_dag("trainset.py", "trainset_trainsim")
 
 
-def test_training_dag_builds_and_registers_the_multi_year_training_set(
+def test_trainset_dag_builds_and_registers_the_multi_year_training_set(
     platform_env: dict[str, Any], archive: Path
 ) -> None:
-    run = _training_dag().test(run_conf={"trainset": SMALL})
+    run = _trainset_dag().test(run_conf={"trainset": SMALL})
 
     assert run.state == DagRunState.SUCCESS, task_states(run)
     states = task_states(run)
@@ -128,7 +128,7 @@ def test_a_reference_code_missing_from_the_legend_fails_the_run_before_any_year(
     band.WriteArray(codes)
     band = reference = None
 
-    dag = _training_dag()
+    dag = _trainset_dag()
     for task in dag.tasks:
         task.retries = 0  # the DAG retries after 2 minutes; a bad legend fails the same way again
     run = dag.test(run_conf={"trainset": SMALL})

@@ -1,0 +1,140 @@
+"""The yearly-map stage's steps as the ``maps_<aoi>`` DAG runs them: decide the job, then assemble.
+
+Year Y's map needs the cubes of Y−1 and Y, a model, and (after the first year) the stored map of
+Y−1; :func:`inference_inputs` says what is still missing or returns the inference job's values.
+:func:`assemble_year` turns the job's labels into the year's map, changes, files and rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.core.cube import Cube, cube_path
+from eo_tasks.maps import annual_maps
+from eo_tasks.maps.infer import include_indices
+from eo_tasks.maps.outputs import MapPaths
+from eo_tasks.models import read_card
+from eo_tasks.store.maps import map_cog_path
+from eo_tasks.store.scenes import SceneCatalog
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferenceInputs:
+    """What the year's inference job waits for (``missing``), or its template values."""
+
+    missing: tuple[str, ...]
+    values: dict[str, Any] | None
+
+
+def map_years(config: AOIConfig, year: int) -> list[int]:
+    """The cube years a map year reads: the previous and this one (just this one in the first year)."""
+    return [year - 1, year] if year > config.first_year else [year]
+
+
+def run_key(model_id: str, fingerprints: list[str]) -> str:
+    """A key of the job's inputs: a re-run with the same model and cubes reuses finished blocks."""
+    return hashlib.sha256(json.dumps([model_id, fingerprints]).encode()).hexdigest()[:12]
+
+
+def inference_inputs(
+    catalog: SceneCatalog, config: AOIConfig, year: int, data: Path, venv: str
+) -> InferenceInputs:
+    """Checks the year's inputs in the store; the inference job's values once all exist.
+
+    Args:
+        catalog: The store's catalog (cubes and models).
+        config: The AOI.
+        year: The map year.
+        data: The platform's data root.
+        venv: The compute environment on the cluster.
+    """
+    years = map_years(config, year)
+    fingerprints = [catalog.datacube_fingerprint(config.name, y) for y in years]
+    model = catalog.latest_model(config.name)
+    has_previous = year == config.first_year or map_cog_path(catalog.conn, config.name, year - 1) is not None
+    missing = [f"cube {y}" for y, f in zip(years, fingerprints, strict=True) if f is None]
+    missing += [] if model else [f"a model (run train_{config.name})"]
+    missing += [] if has_previous else [f"the map of {year - 1} (make it first)"]
+    if missing or model is None:
+        return InferenceInputs(tuple(missing), None)
+    key = run_key(model[0], [str(f) for f in fingerprints])
+    values = {
+        **config.hpc.job_values(venv),
+        "job_name": f"infer-{config.name}-{year}",
+        "array_tasks": config.maps.array_tasks,
+        "model_id": model[0],
+        "model_dir": model[1],
+        "cubes": [str(cube_path(data, config.name, y)) for y in years],
+        "out_dir": str(MapPaths.for_year(data, config.name, year).labels / key),
+        "block_px": config.maps.block_px,
+        "window": config.maps.changes.window,
+        "year": year,
+    }
+    return InferenceInputs((), values)
+
+
+def assemble_year(
+    conn: PgConnection, config: AOIConfig, values: dict[str, Any], data: Path
+) -> annual_maps.StoredYear:
+    """The year's map and changes from the job's labels, written to files, STAC and PostGIS.
+
+    Earlier runs' label folders of the year (another model or other cubes) are removed after the
+    year is stored.
+
+    Args:
+        conn: The PostGIS store.
+        config: The AOI.
+        values: The inference job's values (:func:`inference_inputs`).
+        data: The platform's data root.
+    """
+    year, start = int(values["year"]), time.perf_counter()
+    labels = Path(values["out_dir"])
+    series = annual_maps.read_labels(labels, config.grid, config.maps.block_px)
+    cubes = [Cube.open(Path(p)) for p in values["cubes"]]
+    card = read_card(Path(values["model_dir"]))
+    if year == config.first_year:
+        result = annual_maps.first_year_map(series)
+    else:
+        previous = annual_maps.previous_map(conn, config.name, year - 1)
+        result = annual_maps.next_year_map(series, previous, config.maps.changes)
+        scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
+        indices = include_indices(card, cubes[0].band_names)
+        result = annual_maps.refine_dates(result, cubes, scale, indices, series.window)
+    scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
+    provenance = {
+        "model_card": str(Path(values["model_dir"]) / "model_card.json"),
+        "cubes": values["cubes"],
+        "scenes": scenes,
+    }
+    stored = annual_maps.store_year(
+        conn, config.name, year, config.grid, result, series.annual, data, values["model_id"], provenance
+    )
+    for stale in labels.parent.iterdir():
+        if stale != labels:
+            shutil.rmtree(stale, ignore_errors=True)
+    log.info(
+        "%s %d: %d changes (%d px) in %.1f s; class areas (ha): %s; map %s",
+        config.name,
+        year,
+        stored.changes,
+        stored.changed_pixels,
+        time.perf_counter() - start,
+        {k: round(v, 1) for k, v in stored.class_areas_ha.items() if v},
+        stored.map_path,
+    )
+    return stored
