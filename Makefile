@@ -19,7 +19,7 @@ services-status:
 	bash scripts/services.sh status
 
 lint:
-	$(ENV) .venv/bin/ruff check . && .venv/bin/ruff format --check .
+	$(ENV) .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache
 
 typecheck:
 	$(ENV) .venv/bin/mypy

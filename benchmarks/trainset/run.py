@@ -173,6 +173,7 @@ def run_config(
     aoi: AOIConfig, cubes: dict[int, Path], work: Path, config: Any, truth: Truth
 ) -> dict[str, Any]:
     """The training-set stages with one configuration, and every figure measured on them."""
+    from eo_tasks.core.raster import read_raster
     from eo_tasks.trainset import (
         TrainingPaths,
         block_splits,
@@ -180,7 +181,6 @@ def run_config(
         build_multiyear,
         prepare_reference,
     )
-    from eo_tasks.trainset.reference import read_raster
 
     t0 = time.monotonic()
     paths = TrainingPaths(work)
@@ -257,8 +257,8 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(message)s")
 
     from eo_tasks.core.cube import Cube
+    from eo_tasks.core.raster import read_raster
     from eo_tasks.trainset import TrainsetConfig, cluster_filter, reference_on_grid
-    from eo_tasks.trainset.reference import read_raster
 
     t0 = time.monotonic()
     archive = simulate_archive(args.work, args.size, args.s2, args.l8, args.years)

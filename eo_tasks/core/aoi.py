@@ -23,6 +23,8 @@ from eo_tasks.core.validate import as_mapping, check_known_keys, expand_path, re
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
 COLLECTIONS = ("sentinel-2-l2a", "landsat-c2-l2")
+ARCHITECTURES = ("lstm", "transformer")
+BACKENDS = ("tensorflow", "pytorch")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -148,8 +150,8 @@ class HPCSpec:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Which classifier to train, and how long.
+class TrainingSpec:
+    """The AOI file's ``model`` section: which classifier to train, on which backend, and how long.
 
     ``layers`` and ``hidden`` override the published sizes (4 x 128 LSTM, 5-layer d_model-128
     Transformer), e.g. for small test AOIs.
@@ -163,7 +165,7 @@ class ModelSpec:
     hidden: int | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "model") -> ModelSpec:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "model") -> TrainingSpec:
         """Validates and builds the model settings."""
         check_known_keys(data, {"backend", "architecture", "epochs", "batch_size", "layers", "hidden"}, where)
         spec = cls(**dict(data))
@@ -171,9 +173,9 @@ class ModelSpec:
             value = getattr(spec, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{where}.{name}: must be a positive integer, got {value!r}")
-        if spec.backend not in ("tensorflow", "pytorch"):
+        if spec.backend not in BACKENDS:
             raise ConfigError(f"{where}.backend: expected tensorflow or pytorch, got {spec.backend!r}")
-        if spec.architecture not in ("lstm", "transformer"):
+        if spec.architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"{where}.architecture: expected lstm or transformer, got {spec.architecture!r}"
             )
@@ -260,7 +262,7 @@ class AOIConfig:
     composites_per_year: int = 24
     ingest_schedule: str = "@daily"
     last_year: int | None = None
-    model: ModelSpec = field(default_factory=ModelSpec)
+    model: TrainingSpec = field(default_factory=TrainingSpec)
     hpc: HPCSpec = field(default_factory=HPCSpec)
     maps: MapsSpec = field(default_factory=MapsSpec)
     source_file: str = ""
@@ -338,7 +340,7 @@ class AOIConfig:
             cloud_cover_max=cloud,
             composites_per_year=composites,
             ingest_schedule=str(data.get("ingest_schedule", "@daily")),
-            model=ModelSpec.from_dict(as_mapping(data.get("model") or {}, "model")),
+            model=TrainingSpec.from_dict(as_mapping(data.get("model") or {}, "model")),
             hpc=HPCSpec.from_dict(as_mapping(data.get("hpc") or {}, "hpc")),
             maps=MapsSpec.from_dict(as_mapping(data.get("maps") or {}, "maps")),
             source_file=source_file,

@@ -1,7 +1,8 @@
-"""Writing files so that readers never see half of one: a temporary name, then an atomic rename."""
+"""Files that readers never see half of (a temporary name, then an atomic rename), and file digests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -36,3 +37,15 @@ def write_json(path: Path, data: Any, sort_keys: bool = True) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
     return path
+
+
+CHUNK = 1 << 20
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()

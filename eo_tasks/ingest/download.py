@@ -9,7 +9,6 @@ a back-off; it never reaches preprocessing.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import shutil
@@ -21,20 +20,11 @@ from urllib.parse import unquote, urlparse
 import requests
 
 from eo_tasks.core.errors import ChecksumError, DownloadError
+from eo_tasks.core.files import CHUNK, file_digest
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 # Multihash prefixes (code, length) of the digests STAC's file:checksum uses in practice.
 _MULTIHASH = {"1220": "sha256", "d50110": "md5", "1340": "sha512"}
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks."""
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:

@@ -19,7 +19,8 @@ from urllib.parse import urlparse
 
 from eo_tasks.core.aoi import AOIConfig, SourceSpec
 from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
-from eo_tasks.ingest.download import fetch, file_digest
+from eo_tasks.core.files import file_digest
+from eo_tasks.ingest.download import fetch
 from eo_tasks.ingest.providers import SceneProvider, SearchQuery
 from eo_tasks.store.scenes import SceneCatalog
 

@@ -19,6 +19,7 @@ import numpy as np
 from eo_tasks.core.calendar import Calendar
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.raster import read_raster
 
 EPOCH = dt.date(1970, 1, 1)
 
@@ -120,15 +121,6 @@ class Truth:
         if not landcover or not (folder / "change_date.tif").is_file():
             raise ConfigError(f"{folder} holds no landcover_<year>.tif / change_date.tif truth rasters")
         return cls(landcover, read_raster(folder / "change_date.tif").astype(np.int64))
-
-
-def read_raster(path: Path, band: int = 1) -> np.ndarray:
-    """One band of a raster file."""
-    from osgeo import gdal
-
-    gdal.UseExceptions()
-    dataset = gdal.Open(str(path))  # keep: a band dies with its dataset
-    return np.asarray(dataset.GetRasterBand(band).ReadAsArray())
 
 
 def composite_index(days: np.ndarray, first_year: int, calendar: Calendar) -> np.ndarray:

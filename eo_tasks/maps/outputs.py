@@ -18,6 +18,7 @@ import numpy as np
 from eo_tasks.core.classes import CLASSES, NODATA_CLASS
 from eo_tasks.core.files import atomic_path
 from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.raster import srs_wkt
 from eo_tasks.store.maps import ChangeRegion
 
 if TYPE_CHECKING:
@@ -84,21 +85,13 @@ def map_quicklook_path(cog: Path) -> Path:
     return cog.with_suffix(".png")
 
 
-def _srs_wkt(epsg: int) -> str:
-    from osgeo import osr
-
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    return str(srs.ExportToWkt())
-
-
 def _mem_raster(array: np.ndarray, grid: GridSpec, gdal_type: int) -> Any:
     from osgeo import gdal
 
     rows, cols = array.shape
     mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal_type)
     mem.SetGeoTransform(grid.geotransform)
-    mem.SetProjection(_srs_wkt(grid.epsg))
+    mem.SetProjection(srs_wkt(grid.epsg))
     mem.GetRasterBand(1).WriteArray(array)
     return mem
 
@@ -143,7 +136,7 @@ def write_change_cog(
     rows, cols = days.shape
     mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 3, gdal.GDT_Int32)
     mem.SetGeoTransform(grid.geotransform)
-    mem.SetProjection(_srs_wkt(grid.epsg))
+    mem.SetProjection(srs_wkt(grid.epsg))
     bands = {"change date (days since 1970-01-01)": days, "class before": from_class, "class after": to_class}
     for i, (name, array) in enumerate(bands.items(), 1):
         band = mem.GetRasterBand(i)

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from eo_tasks.core.aoi import ARCHITECTURES, BACKENDS
 from eo_tasks.core.errors import ConfigError
 
-ARCHITECTURES = ("lstm", "transformer")
-BACKENDS = ("tensorflow", "pytorch")
 CARD_NAME = "model_card.json"
 CARD_SCHEMA = "eo-platform/model-card"
 CARD_SCHEMA_VERSION = 1

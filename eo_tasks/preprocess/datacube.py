@@ -35,6 +35,7 @@ from eo_tasks.core.calendar import Calendar
 from eo_tasks.core.cube import FILL, SCALE, cube_path, to_int16
 from eo_tasks.core.files import atomic_path
 from eo_tasks.core.grid import Block, GridSpec, blocks
+from eo_tasks.core.raster import srs_wkt
 from eo_tasks.core.scenes import SceneInput
 from eo_tasks.preprocess.composite import composite, fill_gaps
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS, SceneReadError, check_scene, read_block
@@ -225,11 +226,8 @@ def build_cube(
 def _write_attributes(
     attrs: Any, spec: CubeSpec, usable: Sequence[SceneInput], skipped: dict[str, str]
 ) -> None:
-    from osgeo import osr
 
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(spec.grid.epsg)
-    attrs["crs_wkt"] = srs.ExportToWkt()
+    attrs["crs_wkt"] = srs_wkt(spec.grid.epsg)
     attrs["epsg"] = spec.grid.epsg
     attrs["geotransform"] = spec.grid.geotransform
     attrs["band_names"] = list(spec.bands)

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from eo_tasks.core.files import write_json
-from eo_tasks.models import (
-    ModelSpec,
-)
+from eo_tasks.models import ModelSpec
 from eo_tasks.training.contract import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)

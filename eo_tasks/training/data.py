@@ -11,18 +11,14 @@ names as attributes. Workers read only the rows they train on, so memory follows
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.trainset_format import FORMAT, FORMAT_VERSION
 
-FORMAT = "eo-platform/training-set"
-FORMAT_VERSION = 1
-SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST = 0, 1, 2
-SPLIT_NAMES = ("train", "validation", "test")
 _DATASETS = ("features", "labels", "split", "norm_mean", "norm_std", "dates")
 
 
@@ -200,12 +196,3 @@ def read_rows(info: TrainingSetInfo, rows: slice) -> SplitData:
         raise ConfigError(f"{info.path}: label(s) {bad} are not among class_codes {info.class_codes}")
     x = (features - info.norm_mean) / info.norm_std
     return SplitData(x=x.astype(np.float32, copy=False), y=y)
-
-
-def sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file (the model card names the exact training set it came from)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -26,17 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.trainset_format import SPLIT_TRAIN, SPLIT_VALIDATION
 from eo_tasks.models import ModelSpec
 from eo_tasks.models.keras_models import build_model, save_inference_model
 from eo_tasks.training.contract import EpochResult, StopRequest, TrainConfig, cpu_threads
-from eo_tasks.training.data import (
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
-    SplitData,
-    TrainingSetInfo,
-    part_rows,
-    read_rows,
-)
+from eo_tasks.training.data import SplitData, TrainingSetInfo, part_rows, read_rows
 from eo_tasks.training.schedule import cyclic_multiplier
 
 STOP_CHECK_EVERY = 4  # steps between agreements on a stop request (each is an allreduce)

@@ -39,18 +39,11 @@ from typing import Any
 import numpy as np
 
 from eo_tasks.core.errors import ConfigError
-from eo_tasks.core.files import write_json
-from eo_tasks.models import (
-    CARD_NAME,
-    ModelSpec,
-)
+from eo_tasks.core.files import file_digest, write_json
+from eo_tasks.models import CARD_NAME, ModelSpec
 from eo_tasks.training.checkpoints import STATUS_NAME, resume_plan, run_identity, write_checkpoint
 from eo_tasks.training.contract import EXIT_OK, EXIT_RESUBMIT, StopRequest, TrainConfig, Trainer
-from eo_tasks.training.data import (
-    TrainingSetInfo,
-    read_info,
-    sha256,
-)
+from eo_tasks.training.data import TrainingSetInfo, read_info
 from eo_tasks.training.model_card import build_card, evaluate_test_split, write_outputs
 
 log = logging.getLogger("eo_tasks.training.loop")
@@ -115,7 +108,7 @@ def start(config: TrainConfig, trainer: Trainer, spec: ModelSpec) -> Run:
     plan = None
     if trainer.rank == 0:
         config.out.mkdir(parents=True, exist_ok=True)
-        identity = run_identity(config, spec, sha256(config.trainset))
+        identity = run_identity(config, spec, file_digest(config.trainset))
         plan = resume_plan(config, identity, trainer.workers, trainer.steps_per_epoch)
         plan["identity"] = identity
     plan = trainer.broadcast(plan)

@@ -14,21 +14,10 @@ import numpy as np
 
 import eo_tasks
 from eo_tasks.core.files import write_json
-from eo_tasks.models import (
-    CARD_NAME,
-    CARD_SCHEMA,
-    CARD_SCHEMA_VERSION,
-    MODEL_FILES,
-    ModelSpec,
-)
+from eo_tasks.core.trainset_format import FORMAT_VERSION, SPLIT_NAMES, SPLIT_TEST
+from eo_tasks.models import CARD_NAME, CARD_SCHEMA, CARD_SCHEMA_VERSION, MODEL_FILES, ModelSpec
 from eo_tasks.training.contract import TrainConfig, Trainer
-from eo_tasks.training.data import (
-    FORMAT_VERSION,
-    SPLIT_NAMES,
-    SPLIT_TEST,
-    TrainingSetInfo,
-    read_rows,
-)
+from eo_tasks.training.data import TrainingSetInfo, read_rows
 from eo_tasks.training.schedule import LR_FLOOR
 
 log = logging.getLogger(__name__)

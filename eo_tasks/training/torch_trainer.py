@@ -28,10 +28,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.trainset_format import SPLIT_TRAIN, SPLIT_VALIDATION
 from eo_tasks.models import ModelSpec
 from eo_tasks.models.torch_models import build_model
 from eo_tasks.training.contract import EpochResult, StopRequest, TrainConfig, cpu_threads
-from eo_tasks.training.data import SPLIT_TRAIN, SPLIT_VALIDATION, TrainingSetInfo, part_rows, read_rows
+from eo_tasks.training.data import TrainingSetInfo, part_rows, read_rows
 from eo_tasks.training.schedule import learning_rate
 
 STOP_CHECK_EVERY = 4  # steps between agreements on a stop request (each is an allreduce)

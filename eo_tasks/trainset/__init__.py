@@ -53,6 +53,7 @@ else): ``x = (f["features"][a:b] - f["norm_mean"][:]) / f["norm_std"][:]``.
 """
 
 from eo_tasks.core.features import feature_names, index_series, pixel_features
+from eo_tasks.core.trainset_format import SPLIT_NAMES
 from eo_tasks.trainset.annual import AnnualResult, build_annual, cluster_filter
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import (
@@ -67,7 +68,6 @@ from eo_tasks.trainset.multiyear import build_multiyear, unchanged_pixels
 from eo_tasks.trainset.pipeline import TrainingPaths, prepare_reference
 from eo_tasks.trainset.reference import reference_on_grid, write_class_raster
 from eo_tasks.trainset.sampling import (
-    SPLIT_NAMES,
     DominantCluster,
     block_splits,
     class_quotas,

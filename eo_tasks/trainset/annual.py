@@ -22,6 +22,7 @@ from eo_tasks.core.features import (
 )
 from eo_tasks.core.files import write_json
 from eo_tasks.core.quicklook import raster_quicklook
+from eo_tasks.core.trainset_format import SPLIT_NAMES, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import Samples, write_training_set
 from eo_tasks.trainset.forest import accuracy_report, predict_map, train_forest
@@ -36,10 +37,6 @@ from eo_tasks.trainset.pipeline import (
     _read_reference,
 )
 from eo_tasks.trainset.sampling import (
-    SPLIT_NAMES,
-    SPLIT_TEST,
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
     DominantCluster,
     block_splits,
     class_name,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,14 @@ import numpy as np
 
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.core.errors import EOError
-from eo_tasks.trainset.sampling import SPLIT_NAMES, SPLIT_TRAIN
-
-FORMAT = "eo-platform/training-set"
-FORMAT_VERSION = 1
+from eo_tasks.core.files import atomic_path
+from eo_tasks.core.raster import srs_wkt
+from eo_tasks.core.trainset_format import (
+    FORMAT,
+    FORMAT_VERSION,
+    SPLIT_NAMES,
+    SPLIT_TRAIN,
+)
 
 
 class EmptyTrainingSetError(EOError, ValueError):
@@ -130,7 +133,6 @@ def write_training_set(path: Path, samples: Samples, meta: TrainingSetMetadata, 
         EmptyTrainingSetError: No sample is in the training split.
     """
     import h5py
-    from osgeo import osr
 
     train = samples.split == SPLIT_TRAIN
     if not train.any():
@@ -146,53 +148,45 @@ def write_training_set(path: Path, samples: Samples, meta: TrainingSetMetadata, 
     mean, std = normalization(ordered.features[ordered.split == SPLIT_TRAIN])
     n, t, nf = ordered.features.shape
     years = sorted(meta.dates)
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(meta.epsg)
     split_counts = {name: int((ordered.split == s).sum()) for s, name in enumerate(SPLIT_NAMES)}
     class_counts = {int(c): int((ordered.labels == c).sum()) for c in np.unique(ordered.labels)}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(
-                "features",
-                data=ordered.features.astype(np.float32),
-                chunks=(min(n, 1024), t, nf),
-                compression="gzip",
-                compression_opts=4,
-                shuffle=True,
-            )
-            for name, dtype in _DTYPES.items():
-                f.create_dataset(name, data=getattr(ordered, name).astype(dtype))
-            f.create_dataset("norm_mean", data=mean)
-            f.create_dataset("norm_std", data=std)
-            f.create_dataset("dates", data=[[d.isoformat().encode() for d in meta.dates[y]] for y in years])
-            attrs = f.attrs
-            attrs["format"] = FORMAT
-            attrs["format_version"] = FORMAT_VERSION
-            attrs["aoi"] = meta.aoi
-            attrs["epsg"] = meta.epsg
-            attrs["crs_wkt"] = srs.ExportToWkt()
-            attrs["geotransform"] = list(meta.geotransform)
-            attrs["grid_shape"] = list(meta.grid_shape)
-            attrs["years"] = years
-            attrs["band_names"] = list(meta.band_names)
-            attrs["feature_names"] = list(meta.feature_names)
-            attrs["class_codes"] = [c.code for c in CLASSES]
-            attrs["class_names"] = [c.name for c in CLASSES]
-            attrs["class_colors"] = [c.color for c in CLASSES]
-            attrs["split_names"] = list(SPLIT_NAMES)
-            attrs["split_counts"] = [split_counts[name] for name in SPLIT_NAMES]
-            attrs["source_cubes"] = json.dumps({str(y): c for y, c in sorted(meta.source_cubes.items())})
-            attrs["reference"] = meta.reference
-            attrs["legend"] = meta.legend
-            attrs["config"] = json.dumps(meta.config, sort_keys=True)
-            attrs["extra"] = json.dumps(meta.extra, sort_keys=True)
-            attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset(
+            "features",
+            data=ordered.features.astype(np.float32),
+            chunks=(min(n, 1024), t, nf),
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+        )
+        for name, dtype in _DTYPES.items():
+            f.create_dataset(name, data=getattr(ordered, name).astype(dtype))
+        f.create_dataset("norm_mean", data=mean)
+        f.create_dataset("norm_std", data=std)
+        f.create_dataset("dates", data=[[d.isoformat().encode() for d in meta.dates[y]] for y in years])
+        attrs = f.attrs
+        attrs["format"] = FORMAT
+        attrs["format_version"] = FORMAT_VERSION
+        attrs["aoi"] = meta.aoi
+        attrs["epsg"] = meta.epsg
+        attrs["crs_wkt"] = srs_wkt(meta.epsg)
+        attrs["geotransform"] = list(meta.geotransform)
+        attrs["grid_shape"] = list(meta.grid_shape)
+        attrs["years"] = years
+        attrs["band_names"] = list(meta.band_names)
+        attrs["feature_names"] = list(meta.feature_names)
+        attrs["class_codes"] = [c.code for c in CLASSES]
+        attrs["class_names"] = [c.name for c in CLASSES]
+        attrs["class_colors"] = [c.color for c in CLASSES]
+        attrs["split_names"] = list(SPLIT_NAMES)
+        attrs["split_counts"] = [split_counts[name] for name in SPLIT_NAMES]
+        attrs["source_cubes"] = json.dumps({str(y): c for y, c in sorted(meta.source_cubes.items())})
+        attrs["reference"] = meta.reference
+        attrs["legend"] = meta.legend
+        attrs["config"] = json.dumps(meta.config, sort_keys=True)
+        attrs["extra"] = json.dumps(meta.extra, sort_keys=True)
+        attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat()
     return {"samples": n, "splits": split_counts, "classes": class_counts}
 
 

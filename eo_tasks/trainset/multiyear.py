@@ -18,7 +18,8 @@ from eo_tasks.core.features import (
     cube_grid,
     observed_fraction,
 )
-from eo_tasks.core.files import write_json
+from eo_tasks.core.files import file_digest, write_json
+from eo_tasks.core.raster import read_raster
 from eo_tasks.trainset.annual import _quotas, _splits, read_samples
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import Samples, write_training_set
@@ -28,13 +29,8 @@ from eo_tasks.trainset.pipeline import (
     _metadata,
     _per_class_and_split,
     _read_reference,
-    file_sha256,
 )
-from eo_tasks.trainset.reference import read_raster
-from eo_tasks.trainset.sampling import (
-    class_name,
-    stratified_sample,
-)
+from eo_tasks.trainset.sampling import class_name, stratified_sample
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +110,7 @@ def build_multiyear(
         "aoi": aoi.name,
         "years": sorted(cubes),
         "path": str(paths.trainset),
-        "sha256": file_sha256(paths.trainset),
+        "sha256": file_digest(paths.trainset),
         "source_cubes": {str(year): record for year, record in meta.source_cubes.items()},
         "reference": meta.reference,
         "legend": meta.legend,

@@ -8,7 +8,6 @@ Reports are plain JSON (also logged), so they travel through XCom and into the c
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,13 +24,12 @@ from eo_tasks.core.features import (
     feature_names,
 )
 from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.raster import read_raster
+from eo_tasks.core.trainset_format import SPLIT_NAMES
 from eo_tasks.trainset.config import TrainsetConfig
 from eo_tasks.trainset.dataset import Samples, TrainingSetMetadata
-from eo_tasks.trainset.reference import read_raster, reference_on_grid, write_class_raster
-from eo_tasks.trainset.sampling import (
-    SPLIT_NAMES,
-    class_name,
-)
+from eo_tasks.trainset.reference import reference_on_grid, write_class_raster
+from eo_tasks.trainset.sampling import class_name
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +80,6 @@ class TrainingPaths:
     def report(self) -> Path:
         """The multi-year stage's report (with the annual reports inside)."""
         return self.root / "report.json"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (records which exact training set a model was trained on)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _class_pixels(labels: np.ndarray) -> dict[int, int]:

@@ -8,7 +8,6 @@ before any sampling. Pixels the product does not cover become class 0 (no data).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +16,10 @@ import numpy as np
 
 from eo_tasks.core.classes import NODATA_CLASS, Legend
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.files import atomic_path
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_color_table
+from eo_tasks.core.raster import srs_wkt
 
 
 def reference_on_grid(path: str | Path, legend_name: str, grid: GridSpec) -> np.ndarray:
@@ -86,19 +87,15 @@ def class_raster_writer(path: Path, grid: GridSpec) -> Iterator[Callable[[int, i
         path: Destination ``.tif``.
         grid: The AOI grid.
     """
-    from osgeo import gdal, osr
+    from osgeo import gdal
 
     gdal.UseExceptions()
     rows, cols = grid.shape
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.tif")
-    try:
+    with atomic_path(path, suffix=".tif") as tmp:
         dataset = gdal.GetDriverByName("GTiff").Create(
             str(tmp), cols, rows, 1, gdal.GDT_Byte, options=["TILED=YES", "COMPRESS=DEFLATE"]
         )
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(grid.epsg)
-        dataset.SetProjection(srs.ExportToWkt())
+        dataset.SetProjection(srs_wkt(grid.epsg))
         dataset.SetGeoTransform(grid.geotransform)
         band = dataset.GetRasterBand(1)
         band.SetNoDataValue(NODATA_CLASS)
@@ -111,9 +108,6 @@ def class_raster_writer(path: Path, grid: GridSpec) -> Iterator[Callable[[int, i
         yield write
         dataset.FlushCache()
         band = dataset = None  # closes the file
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_class_raster(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
@@ -130,12 +124,3 @@ def write_class_raster(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
     with class_raster_writer(path, grid) as write:
         write(0, 0, classes)
     return path
-
-
-def read_raster(path: str | Path) -> np.ndarray:
-    """The first band of a raster as an array."""
-    from osgeo import gdal
-
-    gdal.UseExceptions()
-    dataset = gdal.Open(str(path))  # held: a band outliving its dataset crashes GDAL
-    return np.asarray(dataset.GetRasterBand(1).ReadAsArray())

@@ -23,11 +23,13 @@ import numpy as np
 
 from eo_tasks.core.classes import CLASS_BY_CODE
 from eo_tasks.core.errors import ConfigError
+from eo_tasks.core.trainset_format import (
+    SPLIT_NAMES,
+    SPLIT_TRAIN,
+)
 
 log = logging.getLogger(__name__)
 
-SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST = 0, 1, 2
-SPLIT_NAMES = ("train", "validation", "test")
 SPLIT_NONE = -1  # buffer pixels: in no split
 
 

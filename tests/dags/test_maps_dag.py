@@ -24,7 +24,7 @@ import yaml
 from airflow.utils.state import DagRunState
 from osgeo import gdal
 
-from eo_tasks.maps.evaluate import read_raster
+from eo_tasks.core.raster import read_raster
 from eo_tasks.store.connection import migrate
 from eo_tasks.store.scenes import SceneCatalog
 from tests.compute.synthetic import write_trainset

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from eo_tasks.core.errors import ChecksumError, DownloadError
-from eo_tasks.ingest.download import CHUNK, fetch, parse_checksum, verify
+from eo_tasks.core.files import CHUNK
+from eo_tasks.ingest.download import fetch, parse_checksum, verify
 from tests.fixtures.hub_replay import HubReplay, Logged, pseudo_random_bytes
 
 PATH = "/files/test/T32TPS_20210605T101031_B04_10m.tif"

@@ -409,7 +409,7 @@ def test_an_existing_archive_is_only_replaced_with_overwrite(tmp_path: Path) -> 
 
 def test_the_cli_simulates_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    command = [sys.executable, "-m", "eo_tasks.cli", "simulate", str(out), "--seed", "2", "--size", "48"]
+    command = [sys.executable, "-m", "eo_simulator", str(out), "--seed", "2", "--size", "48"]
     command += ["--years", "2021", "--s2-per-year", "2", "--l8-per-year", "1", "--n-changes", "1"]
 
     first = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

@@ -18,6 +18,7 @@ from eo_tasks.core.classes import CLASS_BY_NAME, CLASSES
 from eo_tasks.core.cube import FILL, SCALE, Cube, to_int16
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.trainset_format import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 from eo_tasks.trainset import (
     EmptyTrainingSetError,
@@ -39,7 +40,7 @@ from eo_tasks.trainset import (
     write_training_set,
 )
 from eo_tasks.trainset.pipeline import FILTER_KEPT, FILTER_NOT_CANDIDATE, FILTER_REJECTED
-from eo_tasks.trainset.sampling import SPLIT_NONE, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
+from eo_tasks.trainset.sampling import SPLIT_NONE
 
 TREE, GRASS, WATER, BARE = (CLASS_BY_NAME[n].code for n in ("tree_cover", "grassland", "water", "bare"))
 
