@@ -3,8 +3,51 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
 
 from tests.conftest import REPO
+from tests.dags.helpers import point_store_at
 
 if str(REPO / "dags") not in sys.path:
     sys.path.append(str(REPO / "dags"))
+
+
+@pytest.fixture
+def make_platform(
+    pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[dict[str, Any]], Path]:
+    """Points the DAGs at a private AOI folder (holding one AOI), data folder and PostGIS schema.
+
+    Returns a function that writes the AOI (a dict as in its YAML file) and returns the data folder.
+    """
+
+    def make(aoi: dict[str, Any]) -> Path:
+        aoi_dir = tmp_path / "aois"
+        aoi_dir.mkdir(exist_ok=True)
+        (aoi_dir / f"{aoi['name']}.yaml").write_text(yaml.safe_dump(aoi))
+        point_store_at(pg_schema, monkeypatch)
+        monkeypatch.setenv("EO_AOI_DIR", str(aoi_dir))
+        monkeypatch.setenv("EO_DATA_DIR", str(tmp_path / "data"))
+        return tmp_path / "data"
+
+    return make
+
+
+def register_cubes(pg: dict[str, Any], aoi: str, cubes: dict[int, Path], composites: int) -> None:
+    """Records the AOI's cubes (year → file) in the test's private schema, as preprocessing would."""
+    from eo_tasks.store.connection import migrate
+    from eo_tasks.store.scenes import SceneCatalog
+
+    conn = psycopg2.connect(**{k: v for k, v in pg.items() if k != "schema"})
+    try:
+        migrate(conn)
+        for year, path in cubes.items():
+            SceneCatalog(conn).record_datacube(aoi, year, str(path), f"fp{year}", [], {}, composites)
+    finally:
+        conn.close()

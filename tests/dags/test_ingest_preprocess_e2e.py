@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 
 from eo_tasks.core.cube import Cube
-from tests.dags.helpers import load_dag, point_store_at, query, task_states
+from tests.dags.helpers import load_dag, query, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +37,14 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def platform_env(
-    archive: Path, pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, Any]]:
+    archive: Path, pg_schema: dict[str, Any], make_platform: Callable[[dict[str, Any]], Path]
+) -> dict[str, Any]:
     """Points the DAGs at a private AOI folder, data folder and PostGIS schema."""
     aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
     aoi["name"] = "e2e"
     aoi["composites_per_year"] = 12
-    aoi_dir = tmp_path / "aois"
-    aoi_dir.mkdir()
-    (aoi_dir / "e2e.yaml").write_text(yaml.safe_dump(aoi))
-    point_store_at(pg_schema, monkeypatch)
-    monkeypatch.setenv("EO_AOI_DIR", str(aoi_dir))
-    monkeypatch.setenv("EO_DATA_DIR", str(tmp_path / "data"))
-    yield pg_schema
+    make_platform(aoi)
+    return pg_schema
 
 
 def _assert_matches_truth(archive: Path, reflectance: np.ndarray, band_names: list[str]) -> None:

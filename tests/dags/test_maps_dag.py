@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,11 @@ from airflow.utils.state import DagRunState
 from osgeo import gdal
 
 from eo_tasks.core.raster import read_raster
-from eo_tasks.store.connection import migrate
 from eo_tasks.store.scenes import SceneCatalog
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
-from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states
+from tests.dags.conftest import register_cubes
+from tests.dags.helpers import load_dag, query, simulate_with_cubes, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -81,32 +81,23 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def platform_env(
-    archive: Path, model_dir: Path, pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, Any]]:
+    archive: Path, model_dir: Path, pg_schema: dict[str, Any], make_platform: Callable[[dict[str, Any]], Path]
+) -> dict[str, Any]:
     """A private AOI folder, data folder and PostGIS schema with both cubes and the model registered."""
     aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
     aoi.update(name="mapsim", composites_per_year=COMPOSITES, maps=MAPS)
     aoi["hpc"] = {"time_limit": "00:10:00"}
-    (tmp_path / "aois").mkdir()
-    (tmp_path / "aois" / "mapsim.yaml").write_text(yaml.safe_dump(aoi))
-    data = tmp_path / "data"
-    conn = psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})
-    try:
-        migrate(conn)
-        catalog = SceneCatalog(conn)
-        for year in YEARS:
-            cube = data / "cubes" / "mapsim" / f"mapsim_{year}.h5"
-            cube.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(archive / "cubes" / f"mapsim_{year}.h5", cube)
-            catalog.record_datacube("mapsim", year, str(cube), f"fp{year}", [], {}, COMPOSITES)
-        card = json.loads((model_dir / "model_card.json").read_text())
-        catalog.record_model(card["model_id"], "mapsim", str(model_dir), card, None)
-    finally:
-        conn.close()
-    point_store_at(pg_schema, monkeypatch)
-    monkeypatch.setenv("EO_AOI_DIR", str(tmp_path / "aois"))
-    monkeypatch.setenv("EO_DATA_DIR", str(data))
-    yield {**pg_schema, "data": data}
+    data = make_platform(aoi)
+    cubes = {}
+    for year in YEARS:
+        cubes[year] = data / "cubes" / "mapsim" / f"mapsim_{year}.h5"
+        cubes[year].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(archive / "cubes" / f"mapsim_{year}.h5", cubes[year])
+    register_cubes(pg_schema, "mapsim", cubes, COMPOSITES)
+    card = json.loads((model_dir / "model_card.json").read_text())
+    with closing(psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})) as conn:
+        SceneCatalog(conn).record_model(card["model_id"], "mapsim", str(model_dir), card, None)
+    return {**pg_schema, "data": data}
 
 
 def _run_year(year: int, fail_fast: bool = False) -> Any:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from airflow.utils.state import DagRunState
 
 from tests.compute.synthetic import write_trainset
-from tests.dags.helpers import load_dag, point_store_at, query
+from tests.dags.helpers import load_dag, query
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def platform_env(
-    pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_schema: dict[str, Any], make_platform: Callable[[dict[str, Any]], Path]
 ) -> dict[str, Any]:
     aoi = {
         "name": "e2e_model",
@@ -37,14 +37,9 @@ def platform_env(
         "hpc": {"tasks_per_node": 2, "time_limit": "00:10:00"},
         "maps": {"window": 5, "median": 3},  # trained on crops of the maps' window
     }
-    (tmp_path / "aois").mkdir()
-    (tmp_path / "aois" / "e2e_model.yaml").write_text(yaml.safe_dump(aoi))
-    data = tmp_path / "data"
+    data = make_platform(aoi)
     (data / "training" / "e2e_model").mkdir(parents=True)
     write_trainset(data / "training" / "e2e_model" / "trainset.h5", samples=400, time_steps=8)
-    point_store_at(pg_schema, monkeypatch)
-    monkeypatch.setenv("EO_AOI_DIR", str(tmp_path / "aois"))
-    monkeypatch.setenv("EO_DATA_DIR", str(data))
     return {**pg_schema, "data": data}
 
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import h5py
-import psycopg2
 import pytest
 import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 from osgeo import gdal
 
-from tests.dags.helpers import load_dag, point_store_at, query, simulate_with_cubes, task_states
+from tests.dags.conftest import register_cubes
+from tests.dags.helpers import load_dag, query, simulate_with_cubes, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -45,34 +45,19 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def platform_env(
-    archive: Path, pg_schema: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, Any]]:
+    archive: Path, pg_schema: dict[str, Any], tmp_path: Path, make_platform: Callable[[dict[str, Any]], Path]
+) -> dict[str, Any]:
     """A private AOI folder, data folder and PostGIS schema, with both cubes registered."""
-    from eo_tasks.store.connection import migrate
-    from eo_tasks.store.scenes import SceneCatalog
-
     aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
     aoi["name"] = "trainsim"
     aoi["composites_per_year"] = COMPOSITES
     aoi["reference"]["path"] = str(tmp_path / "worldcover.tif")
     shutil.copy(archive / "reference" / "worldcover.tif", tmp_path / "worldcover.tif")
-    aoi_dir = tmp_path / "aois"
-    aoi_dir.mkdir()
-    (aoi_dir / "trainsim.yaml").write_text(yaml.safe_dump(aoi))
-    conn_args = {k: v for k, v in pg_schema.items() if k != "schema"}
-    conn = psycopg2.connect(**conn_args)
-    try:
-        migrate(conn)
-        catalog = SceneCatalog(conn)
-        for year in YEARS:
-            path = archive / "cubes" / f"trainsim_{year}.h5"
-            catalog.record_datacube("trainsim", year, str(path), f"fp{year}", [], {}, COMPOSITES)
-    finally:
-        conn.close()
-    point_store_at(pg_schema, monkeypatch)
-    monkeypatch.setenv("EO_AOI_DIR", str(aoi_dir))
-    monkeypatch.setenv("EO_DATA_DIR", str(tmp_path / "data"))
-    yield {**pg_schema, "reference": tmp_path / "worldcover.tif", "training": tmp_path / "data" / "training"}
+    data = make_platform(aoi)
+    register_cubes(
+        pg_schema, "trainsim", {y: archive / "cubes" / f"trainsim_{y}.h5" for y in YEARS}, COMPOSITES
+    )
+    return {**pg_schema, "reference": tmp_path / "worldcover.tif", "training": data / "training"}
 
 
 def _trainset_dag() -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,3 +32,19 @@ def conn(pg_schema: dict[str, Any]) -> Iterator[Any]:
     migrate(connection)
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def slurm(tmp_path: Path) -> Iterator[Any]:
+    """A SLURM client on the platform's HPC login node (the ``eo_hpc`` connection), jobs under tmp_path."""
+    from airflow.sdk import Connection
+
+    from eo_tasks.hpc.slurm import ParamikoShell, SlurmClient
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "plugins"))
+    from eo_slurm import ssh_target
+
+    client = ssh_target(Connection.get("eo_hpc")).connect()
+    yield SlurmClient(ParamikoShell(client), str(tmp_path / "jobs"))
+    client.close()

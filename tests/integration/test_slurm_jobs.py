@@ -11,22 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk import Connection
 from airflow.sdk.exceptions import TaskDeferred
 
 from eo_tasks.core.errors import JobFailedError, JobSubmissionError
-from eo_tasks.hpc.slurm import JobState, ParamikoShell, SlurmClient, render_job_script
+from eo_tasks.hpc.slurm import JobState, SlurmClient, render_job_script
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "plugins"))
-from eo_slurm import SlurmJobOperator, SlurmJobTrigger, ssh_target
-
-
-@pytest.fixture
-def slurm(tmp_path: Path) -> Any:
-    client = ssh_target(Connection.get("eo_hpc")).connect()
-    yield SlurmClient(ParamikoShell(client), str(tmp_path / "jobs"))
-    client.close()
+from eo_slurm import SlurmJobOperator, SlurmJobTrigger
 
 
 def _train_values(**overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +11,9 @@ import psycopg2
 import pytest
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
-from eo_tasks.hpc.slurm import JobState, ParamikoShell, SlurmClient
+from eo_tasks.hpc.slurm import JobState, SlurmClient
 
 ASSETS = Path(__file__).parent / "assets"
-
-
-@pytest.fixture
-def slurm(tmp_path: Path) -> Iterator[SlurmClient]:
-    hook = SSHHook(ssh_conn_id="eo_hpc")
-    with hook.get_conn() as client:
-        yield SlurmClient(ParamikoShell(client), str(tmp_path / "hpc"))
 
 
 def test_postgis_answers_with_its_version(services: dict[str, str]) -> None:

@@ -6,28 +6,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-import pytest
-from airflow.sdk import Connection
-
-from eo_tasks.hpc.slurm import JobState, ParamikoShell, SlurmClient, render_job_script
+from eo_tasks.hpc.slurm import JobState, SlurmClient, render_job_script
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 
 EPOCHS = 6
-
-
-@pytest.fixture
-def slurm(tmp_path: Path) -> Any:
-    import sys
-
-    sys.path.insert(0, str(REPO / "plugins"))
-    from eo_slurm import ssh_target
-
-    client = ssh_target(Connection.get("eo_hpc")).connect()
-    yield SlurmClient(ParamikoShell(client), str(tmp_path / "jobs"))
-    client.close()
 
 
 def _script(tmp_path: Path, backend: str) -> tuple[str, Path]:
