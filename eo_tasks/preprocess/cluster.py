@@ -1,21 +1,46 @@
 """The Dask cluster preprocessing runs on.
 
-A ``distributed.LocalCluster`` with one worker process running one thread per core (GDAL reads
-and numpy release the GIL, and threads share the scenes without copying them: measured 1.6x faster
-than one process per core on the preprocessing benchmark), unless ``EO_DASK_SCHEDULER`` names a
-running scheduler (``tcp://host:8786``), e.g. one started with dask-jobqueue's ``SLURMCluster`` on
-the HPC when one machine is not enough.
+A ``distributed.LocalCluster`` of one single-threaded worker process per core, unless
+``EO_DASK_SCHEDULER`` names a running scheduler (``tcp://host:8786``), e.g. one started with
+dask-jobqueue's ``SLURMCluster`` on the HPC when one machine is not enough.
+
+Inside an Airflow 3 task the worker processes must not re-import the parent's ``__main__``: that
+is the ``airflow`` entry point, whose import parses a database URL the task process is not given,
+so every spawned worker died ("Nanny failed to start worker process"). :func:`detached_main` hides
+the main module from ``multiprocessing``'s spawn while the cluster lives; the workers only import
+this library, which never imports Airflow (import-linter checks it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def detached_main() -> Iterator[None]:
+    """While active, processes spawned by ``multiprocessing`` do not re-run the parent's ``__main__``.
+
+    ``multiprocessing.spawn`` re-imports the main module in each child when it has a file or a
+    spec; without both, the child starts from a clean interpreter and unpickles what it is given.
+    """
+    main = sys.modules["__main__"]
+    spec, file = getattr(main, "__spec__", None), getattr(main, "__file__", None)
+    main.__spec__ = None
+    if file is not None:
+        del main.__file__
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if file is not None:
+            main.__file__ = file
 
 
 @contextmanager
@@ -35,6 +60,7 @@ def dask_client(n_workers: int | None = None) -> Iterator[Any]:
         return
     workers = n_workers or os.cpu_count() or 1
     with (
+        detached_main(),
         LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
