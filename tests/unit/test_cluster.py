@@ -19,7 +19,7 @@ if __name__ == "__main__":
         with dask_client(1) as client:
             print("sum", client.submit(sum, [1, 2]).result())
     else:
-        with LocalCluster(n_workers=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as c:
+        with LocalCluster(n_workers=1, dashboard_address=None) as cluster, Client(cluster) as c:
             print("sum", c.submit(sum, [1, 2]).result())
 """
 
