@@ -1,4 +1,4 @@
-"""What the platform's DAG files share: connections to the store and to providers.
+"""What the platform's DAG files share: connections to the store and to providers, failure notices.
 
 Not a DAG file itself; imports nothing heavy.
 """
@@ -39,3 +39,10 @@ def credentials(conn_id: str | None) -> Any:
         return None
     conn = Connection.get(conn_id)
     return Credentials(login=conn.login, password=conn.password, extra=conn.extra_dejson)
+
+
+def failure_notifier() -> Any:
+    """The failure notifier every DAG attaches (off until the ``eo_alerts`` connection exists)."""
+    from eo_notify import FailureNotifier
+
+    return FailureNotifier()

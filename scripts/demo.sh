@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The demo: a simulated Alpine valley through the platform's DAGs, from scenes to yearly maps and
-# changes, then a summary scored against the simulator's truth.
-#   scripts/demo.sh            256 x 256 px, 2021-2022 (aois/demo.yaml): about 4.5 minutes on 2 cores
-#   scripts/demo.sh --large    512 x 512 px, 2020-2022 (AOI demo_large, written under .run/aois)
+# The demo: a simulated Alpine valley through the platform as its users run it, under Airflow's
+# scheduler, DAG processor, triggerer and api-server: ingestion is triggered, the Assets start
+# preprocessing -> training sets -> model training (auto-approved for the demo), then a backfill
+# makes the yearly maps; every run is followed through Airflow's REST API (and shows in the UI).
+# Ends with a summary scored against the simulator's truth.
+#   scripts/demo.sh            256 x 256 px, 2021-2022 (aois/demo.yaml)
+#   scripts/demo.sh --large    512 x 512 px, 2020-2022 (AOI demo_large, written to $EO_AOI_DIR)
+# Debugging one DAG without the scheduler: `airflow dags test <dag_id> [date]` (README, Debugging).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 SECONDS=0
 aoi=demo size=256 years=(2021 2022)
+mkdir -p "$EO_AOI_DIR"
+cp -n "$EO_REPO"/aois/*.yaml "$EO_AOI_DIR/"
 if [[ "${1:-}" == "--large" ]]; then
   aoi=demo_large size=512 years=(2020 2021 2022)
-  # A second AOI file next to the repository's ones, for this demo's processes only.
-  export EO_AOI_DIR="$EO_RUN_DIR/aois"
-  mkdir -p "$EO_AOI_DIR"
-  cp "$EO_REPO"/aois/*.yaml "$EO_AOI_DIR/"
   "$EO_VENV/bin/python" - "$EO_AOI_DIR" "$size" "${years[0]}" "${years[-1]}" <<'PY'
 import sys
 from pathlib import Path
@@ -34,30 +36,20 @@ if [[ ! -f "$archive/catalog.json" ]]; then
   eo_log "demo: simulating ${#years[@]} years of Sentinel-2 and Landsat-8 over a $size x $size px valley"
   "$EO_VENV/bin/python" -m eo_simulator "$archive" --seed 1 --size "$size" --years "${years[@]}"
 fi
-# `airflow dags test` runs deferred tasks' triggers in-process, where only AIRFLOW_CONN_* variables
-# resolve connections asynchronously (a real triggerer asks the API server): export the HPC one.
-AIRFLOW_CONN_EO_HPC=$("$EO_VENV/bin/python" -c \
-  "from airflow.models.connection import Connection; print(Connection.get_connection_from_secrets('eo_hpc').as_json())")
-export AIRFLOW_CONN_EO_HPC
+bash "$EO_REPO/scripts/services.sh" up scheduler
+runs=("$EO_VENV/bin/python" "$EO_REPO/scripts/airflow_runs.py")
 
-run_dag() {  # dag_id [logical date]: runs one DAG run, shows its progress lines, stops the demo on failure
-  local log="$EO_RUN_DIR/demo-$1${2:+-$2}.log" start=$SECONDS
-  eo_log "demo: running $1 ${2:-}"
-  "$EO_VENV/bin/airflow" dags test "$@" >"$log" 2>&1 \
-    || { tail -n 40 "$log"; eo_die "$1 failed (log: $log)"; }
-  grep -E "found, |blocks \(|scenes -> |PostGIS: |task [0-9] of|AOIs: |submitted SLURM|ended COMPLETED|changes \(|Marking run" \
-    "$log" | sed -E 's/^[^]]*\] +//; s/ \[[^]]+\] loc=.*$//' | cut -c1-150 | tail -n 8 || true
-  eo_log "demo: $1 ${2:-} done in $((SECONDS - start)) s"
-}
-for dag in platform_health "ingest_$aoi" "preprocess_$aoi" "trainset_$aoi" "train_$aoi"; do
-  run_dag "$dag"
-done
-for year in "${years[@]}"; do  # the yearly maps, one year at a time, as a backfill would run them
-  run_dag "maps_$aoi" "$year-01-01"
-done
+eo_log "demo: ingest_$aoi triggered; the Assets start each next stage (watch http://127.0.0.1:$EO_AIRFLOW_PORT/)"
+"${runs[@]}" chain "$aoi" || eo_die "the pipeline stopped (task logs above; all runs in the UI)"
+
+eo_log "demo: yearly maps ${years[0]}-${years[-1]} by a backfill, one year after the other"
+since=$(date -u +%Y-%m-%dT%H:%M:%S)
+"$EO_VENV/bin/airflow" backfill create --dag-id "maps_$aoi" --from-date "${years[0]}-01-01" \
+  --to-date "${years[-1]}-01-01" --reprocess-behavior completed --max-active-runs 1 \
+  >"$EO_RUN_DIR/demo-backfill.log" 2>&1 || { tail -n 20 "$EO_RUN_DIR/demo-backfill.log"; eo_die "backfill create failed"; }
+"${runs[@]}" follow-backfill "$aoi" --since "$since" || eo_die "the yearly maps failed (task logs above)"
 
 eo_log "demo: scoring the maps and changes against the simulator's truth"
-"$EO_VENV/bin/eo-tasks" evaluate "${EO_AOI_DIR:-$EO_REPO/aois}/$aoi.yaml" --truth "$archive/truth" \
-  >"$EO_RUN_DIR/demo-evaluate.txt"
+"$EO_VENV/bin/eo-tasks" evaluate "$EO_AOI_DIR/$aoi.yaml" --truth "$archive/truth" >"$EO_RUN_DIR/demo-evaluate.txt"
 "$EO_VENV/bin/python" "$EO_REPO/scripts/demo_summary.py" "$aoi" "$EO_RUN_DIR/demo-evaluate.txt"
-eo_log "demo: done in ${SECONDS}s; Airflow logs under $EO_RUN_DIR/demo-*.log"
+eo_log "demo: done in ${SECONDS}s; the runs stay in the UI (http://127.0.0.1:$EO_AIRFLOW_PORT/), the scheduler keeps running"

@@ -11,6 +11,9 @@ export EO_VENV="${EO_VENV:-$EO_REPO/.venv}"
 export EO_COMPUTE_VENV="${EO_COMPUTE_VENV:-$EO_REPO/.venv-compute}"
 # Scenes, datacubes, models and maps (a shared filesystem in production).
 export EO_DATA_DIR="${EO_DATA_DIR:-$EO_RUN_DIR/data}"
+# The AOI files the DAGs are made from: configuration, seeded with the examples in aois/ by
+# `services.sh up` (existing files are never overwritten). Add an AOI by adding a file here.
+export EO_AOI_DIR="${EO_AOI_DIR:-$EO_RUN_DIR/aois}"
 # Built wheels (Horovod, GDAL bindings) outlive clones of the repo on one machine.
 export EO_WHEEL_CACHE="${EO_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eo-platform/wheels}"
 

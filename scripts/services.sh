@@ -239,7 +239,8 @@ airflow_up() {
   postgres_up >/dev/null
   sshd_up >/dev/null
   . "$EO_REPO/scripts/env.sh"   # picks up the database password
-  mkdir -p "$AIRFLOW_HOME"
+  mkdir -p "$AIRFLOW_HOME" "$EO_AOI_DIR"
+  cp -n "$EO_REPO"/aois/*.yaml "$EO_AOI_DIR/"  # the example AOIs, unless the folder has its own copy
   eo_log "airflow: migrating the metadata database"
   "$EO_VENV/bin/airflow" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 \
     || { tail -n 30 "$AIRFLOW_HOME/db-migrate.log"; eo_die "airflow db migrate failed"; }

@@ -163,16 +163,23 @@ class TrainingSpec:
     batch_size: int = 256
     layers: int | None = None
     hidden: int | None = None
+    auto_approve: bool = False  # a new model is used by the maps only after a person approves it
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "model") -> TrainingSpec:
         """Validates and builds the model settings."""
-        check_known_keys(data, {"backend", "architecture", "epochs", "batch_size", "layers", "hidden"}, where)
+        check_known_keys(
+            data,
+            {"backend", "architecture", "epochs", "batch_size", "layers", "hidden", "auto_approve"},
+            where,
+        )
         spec = cls(**dict(data))
         for name in ("epochs", "batch_size", "layers", "hidden"):
             value = getattr(spec, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{where}.{name}: must be a positive integer, got {value!r}")
+        if not isinstance(spec.auto_approve, bool):
+            raise ConfigError(f"{where}.auto_approve: expected true or false, got {spec.auto_approve!r}")
         if spec.backend not in BACKENDS:
             raise ConfigError(f"{where}.backend: expected tensorflow or pytorch, got {spec.backend!r}")
         if spec.architecture not in ARCHITECTURES:

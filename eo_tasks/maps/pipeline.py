@@ -25,6 +25,7 @@ from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.models import read_card
 from eo_tasks.store.maps import map_cog_path
+from eo_tasks.store.models import approved_model
 from eo_tasks.store.scenes import SceneCatalog
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def run_key(model_id: str, fingerprints: list[str]) -> str:
 
 
 def inference_inputs(
-    catalog: SceneCatalog, config: AOIConfig, year: int, data: Path, venv: str
+    catalog: SceneCatalog, config: AOIConfig, year: int, data: Path, venv: str, model_id: str | None = None
 ) -> InferenceInputs:
     """Checks the year's inputs in the store; the inference job's values once all exist.
 
@@ -62,13 +63,15 @@ def inference_inputs(
         year: The map year.
         data: The platform's data root.
         venv: The compute environment on the cluster.
+        model_id: A pinned model (it must be approved); None: the newest approved model.
     """
     years = map_years(config, year)
     fingerprints = [catalog.datacube_fingerprint(config.name, y) for y in years]
-    model = catalog.latest_model(config.name)
+    model = approved_model(catalog.conn, config.name, model_id)
     has_previous = year == config.first_year or map_cog_path(catalog.conn, config.name, year - 1) is not None
     missing = [f"cube {y}" for y, f in zip(years, fingerprints, strict=True) if f is None]
-    missing += [] if model else [f"a model (run train_{config.name})"]
+    wanted = f"model {model_id}" if model_id else f"a model (train_{config.name})"
+    missing += [] if model else [f"{wanted}, approved"]
     missing += [] if has_previous else [f"the map of {year - 1} (make it first)"]
     if missing or model is None:
         return InferenceInputs(tuple(missing), None)

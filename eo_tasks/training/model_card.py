@@ -199,3 +199,33 @@ def write_outputs(trainer: Trainer, out: Path, card: dict[str, Any]) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     write_json(out / CARD_NAME, card)
+
+
+def review_summary(card: dict[str, Any]) -> str:
+    """The model card as a reviewer reads it before approving: metrics per class, as Markdown."""
+    arch = card.get("architecture", {})
+    lines = [
+        f"**Model** `{card.get('model_id')}`: {card.get('backend')} {arch.get('architecture')} "
+        f"({arch.get('layers')} layers, width {arch.get('hidden')}), trained on "
+        f"`{card.get('training_set', {}).get('path')}`.",
+        "",
+    ]
+    for split, report in (card.get("metrics") or {}).items():
+        if not isinstance(report, dict) or "per_class" not in report:
+            continue
+        lines += [
+            f"**{split}**: overall accuracy {report['overall_accuracy']:.3f}, "
+            f"macro F1 {report['macro_f1'] if report['macro_f1'] is None else round(report['macro_f1'], 3)}",
+            "",
+            "| class | precision | recall | F1 | samples |",
+            "|---|---|---|---|---|",
+        ]
+        for name, c in report["per_class"].items():
+            if c["support"]:
+                cells = [("-" if c[k] is None else f"{c[k]:.3f}") for k in ("precision", "recall", "f1")]
+                lines.append(f"| {name} | {' | '.join(cells)} | {c['support']} |")
+        lines.append("")
+    lines.append(
+        "Approve to make the yearly maps with this model from now on; reject to keep the current one."
+    )
+    return "\n".join(lines)

@@ -25,7 +25,7 @@ from airflow.utils.state import DagRunState
 from osgeo import gdal
 
 from eo_tasks.core.raster import read_raster
-from eo_tasks.store.scenes import SceneCatalog
+from eo_tasks.store.models import record_model, set_model_status
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
 from tests.dags.conftest import register_cubes
@@ -96,7 +96,8 @@ def platform_env(
     register_cubes(pg_schema, "mapsim", cubes, COMPOSITES)
     card = json.loads((model_dir / "model_card.json").read_text())
     with closing(psycopg2.connect(**{k: v for k, v in pg_schema.items() if k != "schema"})) as conn:
-        SceneCatalog(conn).record_model(card["model_id"], "mapsim", str(model_dir), card, None)
+        record_model(conn, card["model_id"], "mapsim", str(model_dir), card, None)
+        set_model_status(conn, card["model_id"], "approved", "test")
     return {**pg_schema, "data": data}
 
 
@@ -169,7 +170,8 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     with closing(
         psycopg2.connect(**{k: v for k, v in platform_env.items() if k not in ("schema", "data")})
     ) as conn:
-        SceneCatalog(conn).record_model("broken", "mapsim", str(broken), card, None)
+        record_model(conn, "broken", "mapsim", str(broken), card, None)
+        set_model_status(conn, "broken", "approved", "test")
     failed = _run_year(2022, fail_fast=True)
     assert failed.state == DagRunState.FAILED
     assert "failed" in [str(s) for s in task_states(failed)["infer"]]

@@ -11,7 +11,7 @@ import pytest
 from airflow.utils.state import DagRunState
 
 from tests.compute.synthetic import write_trainset
-from tests.dags.helpers import load_dag, query
+from tests.dags.helpers import load_dag, query, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +33,7 @@ def platform_env(
             "batch_size": 32,
             "layers": 1,
             "hidden": 16,
+            "auto_approve": True,
         },
         "hpc": {"tasks_per_node": 2, "time_limit": "00:10:00"},
         "maps": {"window": 5, "median": 3},  # trained on crops of the maps' window
@@ -54,5 +55,11 @@ def test_two_worker_horovod_training_through_the_dag(
     assert card["training"]["epochs"] == 2 and card["metrics"]["test"]["overall_accuracy"] > 1 / 9
     assert card["training"]["window"] == 5
     assert (model_dir / card["model_file"]).exists()
-    rows = query(platform_env, "SELECT id, path, backend, slurm_job_id IS NOT NULL FROM model")
-    assert rows == [(card["model_id"], str(model_dir), "tensorflow", True)]
+    rows = query(
+        platform_env, "SELECT id, path, backend, slurm_job_id IS NOT NULL, status, reviewed_by FROM model"
+    )
+    assert rows == [
+        (card["model_id"], str(model_dir), "tensorflow", True, "approved", "auto-approve (AOI setting)")
+    ]
+    states = task_states(run)
+    assert states["review_model"] == ["skipped"] and states["decide"] == ["success"]

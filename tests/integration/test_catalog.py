@@ -12,6 +12,7 @@ import pytest
 from eo_tasks.core.errors import CatalogError
 from eo_tasks.core.scenes import AssetRef, SceneRecord
 from eo_tasks.store.connection import MIGRATIONS_DIR, migrate
+from eo_tasks.store.models import approved_model, model_status, record_model, set_model_status
 from eo_tasks.store.scenes import SceneCatalog
 
 
@@ -107,21 +108,34 @@ def test_latest_datetime_per_aoi_and_provider(catalog: SceneCatalog) -> None:
     assert catalog.latest_datetime("trentino", "earth-search") is None
 
 
-def test_models_are_registered_with_their_card(catalog: SceneCatalog) -> None:
-    assert catalog.latest_model("trentino") is None
+def test_models_are_registered_with_their_card_and_used_once_approved(catalog: SceneCatalog) -> None:
+    conn = catalog.conn
+    assert approved_model(conn, "trentino") is None
     card = {
         "backend": "pytorch",
         "architecture": {"architecture": "lstm", "layers": 4, "hidden": 128},
         "metrics": {"test": {"overall_accuracy": 0.91}},
         "training_set": {"path": "/training/trentino/trainset.h5"},
     }
-    catalog.record_model("trentino_pytorch_lstm_1", "trentino", "/models/1", card, "17")
-    catalog.record_model("trentino_pytorch_lstm_1", "trentino", "/models/1b", card, "18")  # re-registered
-    assert catalog.latest_model("trentino") == ("trentino_pytorch_lstm_1", "/models/1b")
+    record_model(conn, "trentino_pytorch_lstm_1", "trentino", "/models/1", card, "17")
+    record_model(conn, "trentino_pytorch_lstm_1", "trentino", "/models/1b", card, "18")  # re-registered
+    assert model_status(conn, "trentino_pytorch_lstm_1") == "pending"
+    assert approved_model(conn, "trentino") is None  # pending: not used by the maps
+    set_model_status(conn, "trentino_pytorch_lstm_1", "approved", "alice")
+    assert approved_model(conn, "trentino") == ("trentino_pytorch_lstm_1", "/models/1b")
+    record_model(conn, "trentino_pytorch_lstm_2", "trentino", "/models/2", card, "19")  # newer, pending
+    assert approved_model(conn, "trentino") == ("trentino_pytorch_lstm_1", "/models/1b")
+    set_model_status(conn, "trentino_pytorch_lstm_2", "rejected", "bob")
+    assert approved_model(conn, "trentino") == ("trentino_pytorch_lstm_1", "/models/1b")
+    assert (
+        approved_model(conn, "trentino", "trentino_pytorch_lstm_2") is None
+    )  # a pinned model must be approved
+    with pytest.raises(CatalogError, match="no model"):
+        set_model_status(conn, "nope", "approved", "alice")
     with catalog.conn.cursor() as cur:
         cur.execute(
             "SELECT backend, architecture, accuracy, slurm_job_id, training_set, card ->> 'backend' "
-            "FROM model"
+            "FROM model WHERE id = 'trentino_pytorch_lstm_1'"
         )
         assert cur.fetchall() == [
             ("pytorch", "lstm", pytest.approx(0.91), "18", "/training/trentino/trainset.h5", "pytorch")

@@ -11,6 +11,9 @@ import yaml
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 from eo_tasks.core.errors import ConfigError
+from tests.conftest import REPO
+
+REPO_AOIS = REPO / "aois"
 
 VALID: dict[str, Any] = {
     "name": "trentino",
@@ -129,6 +132,6 @@ def test_load_all_keeps_valid_files_and_reports_bad_ones(tmp_path: Path) -> None
 
 def test_the_shipped_aoi_files_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EO_DATA_DIR", "/data")
-    valid, errors = load_all()
+    valid, errors = load_all(REPO_AOIS)
     assert errors == []
     assert "demo" in [a.name for a in valid]
