@@ -42,9 +42,13 @@ def write_json(path: Path, data: Any, sort_keys: bool = True) -> Path:
 CHUNK = 1 << 20
 
 
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks."""
-    digest = hashlib.new(algorithm)
+def file_digest(path: Path, algorithm: str = "sha256", digest_size: int | None = None) -> str:
+    """Hex digest of a file, read in chunks (``digest_size`` in bytes for BLAKE2's variable lengths)."""
+    digest: Any
+    if algorithm in ("blake2b", "blake2s") and digest_size:
+        digest = getattr(hashlib, algorithm)(digest_size=digest_size)
+    else:
+        digest = hashlib.new(algorithm)
     with path.open("rb") as f:
         while block := f.read(CHUNK):
             digest.update(block)

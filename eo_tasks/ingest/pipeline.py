@@ -8,6 +8,7 @@ recorded as skipped with the reason, never downloaded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -20,7 +21,9 @@ from urllib.parse import urlparse
 from eo_tasks.core.aoi import AOIConfig, SourceSpec
 from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
 from eo_tasks.core.files import file_digest
-from eo_tasks.ingest.download import fetch
+from eo_tasks.core.redact import redact
+from eo_tasks.core.scenes import canonical_platform, platform_refusal, scoped_id
+from eo_tasks.ingest.download import fetch, quarantine, read_end_to_end
 from eo_tasks.ingest.providers import SceneProvider, SearchQuery
 from eo_tasks.store.scenes import SceneCatalog
 
@@ -37,12 +40,16 @@ class DiscoveryResult:
         new: Scenes new to the catalog.
         skipped_cloudy: Scenes above the AOI's cloud-cover limit.
         to_download: Ids of the AOI's scenes that still need a download (new or earlier failures).
+        refused: Scenes refused with a reason recorded (platform policy, unsafe id).
+        states: The AOI's catalog states after discovery (``quarantined``, ``failed``… included).
     """
 
     found: int
     new: int
     skipped_cloudy: int
     to_download: list[str]
+    refused: int = 0
+    states: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def search_window(
@@ -87,7 +94,7 @@ def discover(
     Returns:
         Counts and the ids still to download.
     """
-    found = new = cloudy = 0
+    found = new = cloudy = refused = 0
     bbox = aoi.grid.footprint_wgs84()
     for source, provider in providers:
         latest = None if since else catalog.latest_datetime(aoi.name, provider.name)
@@ -98,9 +105,22 @@ def discover(
         accepted = []
         for scene in provider.search(query):
             found += 1
-            if scene.cloud_cover is not None and scene.cloud_cover > aoi.cloud_cover_max:
+            try:  # ids are scoped by source, and checked before they name a folder
+                scene = dataclasses.replace(
+                    scene, id=scoped_id(provider.name, scene.id), platform=canonical_platform(scene.platform)
+                )
+            except ProviderError as err:
+                refused += 1
+                log.warning("%s: %s", aoi.name, err)
+                catalog.record_skip(aoi.name, f"{provider.name}/{scene.id[:80]!r}", str(err))
+                continue
+            reason = platform_refusal(scene.collection, scene.platform)
+            if reason is None and scene.cloud_cover is not None and scene.cloud_cover > aoi.cloud_cover_max:
                 cloudy += 1
                 reason = f"cloud cover {scene.cloud_cover:.1f} % > limit {aoi.cloud_cover_max:.1f} %"
+            elif reason is not None:
+                refused += 1
+            if reason is not None:
                 log.info("skip %s: %s", scene.id, reason)
                 catalog.record_skip(aoi.name, scene.id, reason)
                 continue
@@ -115,15 +135,28 @@ def discover(
             len(accepted),
         )
     to_download = catalog.to_download(aoi.name, max_attempts)
+    states = catalog.counts(aoi.name)
     log.info(
-        "%s: %d found, %d new, %d above the cloud limit, %d to download",
+        "%s: %d found, %d new, %d above the cloud limit, %d refused, %d to download",
         aoi.name,
         found,
         new,
         cloudy,
+        refused,
         len(to_download),
     )
-    return DiscoveryResult(found=found, new=new, skipped_cloudy=cloudy, to_download=to_download)
+    if refused or states.get("quarantined") or states.get("failed"):
+        log.warning(
+            "%s: %d scenes refused in this discovery (reasons in scene_skip); catalog has %d quarantined "
+            "and %d failed scenes (reasons in scene.reason)",
+            aoi.name,
+            refused,
+            states.get("quarantined", 0),
+            states.get("failed", 0),
+        )
+    return DiscoveryResult(
+        found=found, new=new, skipped_cloudy=cloudy, to_download=to_download, refused=refused, states=states
+    )
 
 
 @dataclass(frozen=True)
@@ -138,11 +171,20 @@ class DownloadResult:
 
 
 def scene_dir(data_dir: Path, collection: str, scene_id: str) -> Path:
-    """Where a scene's files live: ``<data>/scenes/<collection>/<scene id>/``."""
-    return data_dir / "scenes" / collection / scene_id
+    """Where a scene's files live: ``<data>/scenes/<collection>/<provider>/<item id>/``.
+
+    Raises:
+        ProviderError: The id is not a scoped id of safe parts (nothing outside the archive).
+    """
+    provider, _, item = scene_id.partition("/")
+    if scoped_id(provider, item) != scene_id:  # pragma: no cover - scoped_id raises first
+        raise ProviderError(f"refused scene id {scene_id!r}")
+    return data_dir / "scenes" / collection / provider / item
 
 
-def _suffix(href: str) -> str:
+def _suffix(href: str, safe: bool) -> str:
+    if safe:
+        return ".zip"
     return Path(urlparse(href).path).suffix or ".bin"
 
 
@@ -151,12 +193,15 @@ def download_scene(
 ) -> DownloadResult:
     """Downloads every asset of a scene, verified, and marks it ready.
 
-    A scene that is already ready is left alone. A corrupt file is quarantined under
-    ``<data>/quarantine/<scene id>/`` and the scene is marked ``quarantined``; any other failure
-    marks it ``failed``; both re-raise so the orchestrator retries with back-off.
+    A file is proven whole by its published checksum or size, or else by reading it end to end
+    (:func:`~eo_tasks.ingest.download.read_end_to_end`): a file cut short by a server that sent
+    no ``Content-Length`` is quarantined, the scene marked ``quarantined`` with the reason, and the
+    next run fetches it again (up to the discovery's ``max_attempts``). A scene that is already
+    ready is left alone; any other failure marks it ``failed``; both re-raise so the orchestrator
+    retries with back-off. Reasons are stored without secrets (:func:`~eo_tasks.core.redact.redact`).
 
     Args:
-        scene_id: Catalog id.
+        scene_id: Catalog id (``<provider>/<item id>``).
         catalog: The scene catalog.
         provider: The provider the scene was discovered at.
         data_dir: Root of the platform's data.
@@ -166,10 +211,16 @@ def download_scene(
         The outcome.
     """
     scene = catalog.get(scene_id)
+    try:
+        target = scene_dir(data_dir, scene.collection, scene.id)
+    except ProviderError as err:
+        catalog.mark_failed(scene_id, str(err), quarantined=True)
+        raise
     if not catalog.claim(scene_id):
         log.info("%s is already %s", scene_id, scene.state)
         return DownloadResult(scene_id, scene.state, scene.local_dir, 0, 0.0)
-    target = scene_dir(data_dir, scene.collection, scene.id)
+    quarantine_dir = data_dir / "quarantine" / scene.collection / scene.id
+    safe = scene.properties.get("format") == "SAFE"
     t0 = time.monotonic()
     try:
         assets = provider.download_assets(scene.provider_id, scene.assets)
@@ -179,20 +230,27 @@ def download_scene(
         for asset in sorted(assets, key=lambda a: a.band):
             path = fetch(
                 asset.href,
-                target / f"{asset.band}{_suffix(asset.href)}",
+                target / f"{asset.band}{_suffix(asset.href, safe)}",
                 checksum=asset.checksum,
                 size=asset.size,
                 session=session,
-                quarantine_dir=data_dir / "quarantine" / scene.id,
+                quarantine_dir=quarantine_dir,
                 attempts=attempts,
             )
+            if asset.checksum is None and asset.size is None:
+                try:
+                    read_end_to_end(path)
+                except ChecksumError as err:
+                    quarantine(path, quarantine_dir, f"{asset.href}: {err}")
+                    raise
             paths[asset.band] = str(path)
             digests.update(file_digest(path).encode())
     except ChecksumError as err:
-        catalog.mark_failed(scene_id, str(err), quarantined=True)
+        catalog.mark_failed(scene_id, redact(err), quarantined=True)
+        log.warning("%s quarantined: %s", scene_id, redact(err))
         raise
     except (DownloadError, ProviderError) as err:
-        catalog.mark_failed(scene_id, str(err))
+        catalog.mark_failed(scene_id, redact(err))
         raise
     size = sum(Path(p).stat().st_size for p in paths.values())
     seconds = time.monotonic() - t0

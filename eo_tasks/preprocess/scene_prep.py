@@ -19,6 +19,7 @@ from eo_tasks.core.errors import EOError
 from eo_tasks.core.grid import Block, GridSpec
 from eo_tasks.core.scenes import SceneInput, boa_offset_to_remove
 from eo_tasks.preprocess.harmonize import oli_to_msi
+from eo_tasks.preprocess.safe import SafeProductError, as_band_files
 
 # Scene Classification Layer classes that are not a clear view of the surface.
 SCL_INVALID = frozenset({0, 1, 3, 8, 9, 10})  # no data, saturated/defective, shadow, cloud med/high, cirrus
@@ -193,6 +194,7 @@ def read_block(
         ``(rows, cols, len(bands))`` float32 reflectance, NaN where not clearly observed.
     """
     out = np.full((block.rows, block.cols, len(bands)), np.nan, dtype=np.float32)
+    scene = _band_files(scene)
     if scene.sensor == "S2":
         valid = scl_valid(warp_band(_file(scene, "scl"), grid, block, "near"))
         offset = boa_offset_to_remove(scene.properties)
@@ -206,6 +208,14 @@ def read_block(
                 out[..., i] = oli_to_msi(landsat_reflectance(dn), band)
     out[~valid] = np.nan
     return out
+
+
+def _band_files(scene: SceneInput) -> SceneInput:
+    """A SAFE product's band files (unpacked once), any other scene as it is."""
+    try:
+        return as_band_files(scene)
+    except SafeProductError as err:
+        raise SceneReadError(f"{scene.id}: {err}") from err
 
 
 def _file(scene: SceneInput, band: str) -> str:
@@ -224,6 +234,7 @@ def check_scene(scene: SceneInput, bands: Sequence[str] = CUBE_BANDS) -> None:
     from osgeo import gdal
 
     gdal.UseExceptions()
+    scene = _band_files(scene)
     needed = [b for b in bands if scene.sensor == "S2" or b in scene.files]
     needed.append("scl" if scene.sensor == "S2" else "qa_pixel")
     for band in needed:

@@ -24,7 +24,17 @@ import pystac
 import requests
 
 from eo_tasks.core.errors import ProviderError
-from eo_tasks.core.scenes import BANDS_BY_COLLECTION, AssetRef, SceneRecord, platform_band, resolution_of
+from eo_tasks.core.redact import redact
+from eo_tasks.core.scenes import (
+    BANDS_BY_COLLECTION,
+    AssetRef,
+    SceneRecord,
+    canonical_platform,
+    epsg_code,
+    mgrs_tile,
+    platform_band,
+    resolution_of,
+)
 from eo_tasks.ingest.providers.base import Credentials, SceneProvider, SearchQuery
 
 log = logging.getLogger(__name__)
@@ -40,7 +50,13 @@ KEPT_PROPERTIES = (
     "landsat:wrs_row",
     "landsat:collection_category",
     "processing:version",
+    "grid:code",
+    "mgrs:utm_zone",
+    "mgrs:latitude_band",
+    "mgrs:grid_square",
 )
+# Bands whose raster offset is the Sentinel-2 BOA offset (the quality layers have none).
+_QUALITY_BANDS = frozenset({"scl", "qa_pixel"})
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,7 @@ def item_to_scene(
         base_href: Folder that relative asset hrefs are relative to (static catalogs).
     """
     chosen: dict[str, tuple[int, AssetRef]] = {}
+    raw: dict[str, Mapping[str, Any]] = {}
     for key, asset in item.get("assets", {}).items():
         band = platform_band(collection, key)
         if band is None:
@@ -129,6 +146,7 @@ def item_to_scene(
         rank = resolution_of(key) or 0  # the finest resolution wins where a band comes at several
         if band not in chosen or rank < chosen[band][0]:
             chosen[band] = (rank, ref)
+            raw[band] = asset
     props = item.get("properties", {})
     missing = set(BANDS_BY_COLLECTION[collection]) - set(chosen)
     if missing:
@@ -137,15 +155,55 @@ def item_to_scene(
     return SceneRecord(
         id=str(item["id"]),
         collection=collection,
-        platform=str(props.get("platform", collection.split("-")[0])).lower(),
+        platform=canonical_platform(props.get("platform", collection.split("-")[0])),
         datetime=dt.datetime.fromisoformat(str(props["datetime"]).replace("Z", "+00:00")),
         cloud_cover=None if props.get("eo:cloud_cover") is None else float(props["eo:cloud_cover"]),
         provider=provider,
         provider_id=str(item["id"]),
         footprint_wkt=geometry_wkt(item["geometry"]),
         assets=tuple(ref for _, ref in sorted(chosen.values(), key=lambda r: r[1].band)),
-        properties={k: props[k] for k in KEPT_PROPERTIES if k in props},
+        properties=scene_properties(props, raw, collection),
     )
+
+
+def _raster_offset_scale(asset: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """An asset's ``raster:offset``/``raster:scale`` (asset level, CDSE) or its first ``raster:bands``."""
+    if "raster:offset" in asset or "raster:scale" in asset:
+        return asset.get("raster:offset"), asset.get("raster:scale")
+    bands = asset.get("raster:bands") or [{}]
+    return bands[0].get("offset"), bands[0].get("scale")
+
+
+def scene_properties(
+    props: Mapping[str, Any], assets: Mapping[str, Mapping[str, Any]], collection: str
+) -> dict[str, Any]:
+    """The item properties later stages need, normalised across hubs.
+
+    Adds ``s2:mgrs_tile`` from ``grid:code``/``mgrs:*``, ``proj:epsg`` from the item or, where
+    only the assets carry it (CDSE), from the band assets' ``proj:code``/``proj:epsg``, and
+    ``raster:offset_dn`` (the reflectance bands' common raster offset in DN, Sentinel-2 only).
+    """
+    kept = {k: props[k] for k in KEPT_PROPERTIES if k in props}
+    tile = mgrs_tile(props)
+    if tile:
+        kept["s2:mgrs_tile"] = tile
+    epsg = epsg_code(props.get("proj:epsg")) or epsg_code(props.get("proj:code"))
+    if epsg is None:
+        codes = {epsg_code(a.get("proj:epsg")) or epsg_code(a.get("proj:code")) for a in assets.values()}
+        codes.discard(None)
+        epsg = codes.pop() if len(codes) == 1 else None
+    if epsg is not None:
+        kept["proj:epsg"] = epsg
+    if collection == "sentinel-2-l2a":
+        offsets: set[int | None] = set()
+        for band, asset in assets.items():
+            if band in _QUALITY_BANDS:
+                continue
+            offset, scale = _raster_offset_scale(asset)
+            offsets.add(round(-float(offset) / float(scale)) if offset is not None and scale else None)
+        if len(offsets) == 1 and None not in offsets:  # only a statement every band makes counts
+            kept["raster:offset_dn"] = offsets.pop()
+    return kept
 
 
 def _overlaps(bbox: Sequence[float], query: SearchQuery) -> bool:
@@ -232,7 +290,7 @@ class StacApiProvider(SceneProvider):
                         if scene is not None:
                             yield scene
         except (APIError, requests.RequestException, pystac.STACError) as err:
-            raise ProviderError(f"{self.name} search at {self.api_url} failed: {err}") from err
+            raise ProviderError(redact(f"{self.name} search at {self.api_url} failed: {err}")) from err
 
     def _search_headers(self) -> dict[str, str]:
         """A bearer token for APIs that want one for searching (connection extra ``token``)."""
@@ -273,7 +331,7 @@ class StacApiProvider(SceneProvider):
             expiry = dt.datetime.fromisoformat(body["msft:expiry"].replace("Z", "+00:00")).timestamp()
             return _Token(value=body["token"], expires=expiry)
         except (requests.RequestException, ValueError, KeyError) as err:
-            raise ProviderError(f"{self.name}: no SAS token for {key} from {url}: {err}") from err
+            raise ProviderError(redact(f"{self.name}: no SAS token for {key} from {url}: {err}")) from err
 
     def _cached_token(self, key: str, fetch: Callable[[str], _Token]) -> str:
         with self._lock:
@@ -314,4 +372,4 @@ class StacApiProvider(SceneProvider):
             expires = time.time() + float(body.get("expires_in", 600))
             return _Token(value=body["access_token"], expires=expires)
         except (requests.RequestException, ValueError, KeyError) as err:
-            raise ProviderError(f"{self.name}: no access token from {token_url}: {err}") from err
+            raise ProviderError(redact(f"{self.name}: no access token from {token_url}: {err}")) from err
