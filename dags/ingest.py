@@ -104,10 +104,9 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
 
             catalog = scene_catalog()
             config = AOIConfig.load(aoi.source_file)
-            scene = catalog.get(scene_id)
-            source = next((s for s in config.sources if s.provider == scene.provider), None)
+            source = next((s for s in config.sources if scene_id.startswith(f"{s.key}/")), None)
             if source is None:
-                raise ValueError(f"{scene_id} came from {scene.provider!r}, which {aoi.name} no longer lists")
+                raise ValueError(f"{scene_id} came from a source that {aoi.name} no longer lists")
             provider = make_provider(source, credentials(source.conn_id))
             result = download_scene(scene_id, catalog, provider, data_dir())
             return {"scene_id": scene_id, "state": result.state, "bytes": result.bytes}

@@ -92,6 +92,13 @@ class AirflowAPI:
         """Unpauses a DAG."""
         self.call("PATCH", f"/dags/{dag_id}?update_mask=is_paused", {"is_paused": False})
 
+    def respond(self, dag_id: str, run_id: str, task_id: str, choice: str, map_index: int = -1) -> None:
+        """Answers a human-in-the-loop task (e.g. ``Approve``), as the UI's Required actions page does."""
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}"
+        self.call(
+            "PATCH", f"{path}/{map_index}/hitlDetails", {"chosen_options": [choice], "params_input": {}}
+        )
+
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Triggers a run now; returns its run id."""
         now = dt.datetime.now(dt.UTC).isoformat()
@@ -137,9 +144,18 @@ def _label(ti: dict[str, Any]) -> str:
 
 
 def follow_run(
-    api: AirflowAPI, dag_id: str, run_id: str, say: Callable[[str], None], timeout: float = 3600
+    api: AirflowAPI,
+    dag_id: str,
+    run_id: str,
+    say: Callable[[str], None],
+    timeout: float = 3600,
+    respond: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Follows one run to its end, saying each task state change; raises RunFailed on failure."""
+    """Follows one run to its end, saying each task state change; raises RunFailed on failure.
+
+    ``respond(dag_id, run_id, ti)`` is called once for each task that waits for a person
+    (human-in-the-loop ``awaiting_input``), e.g. to approve a model in a test.
+    """
     started = time.monotonic()
     seen: dict[tuple[str, int], str] = {}
     while True:
@@ -149,6 +165,8 @@ def follow_run(
             if seen.get(key) != state:
                 seen[key] = state
                 say(f"{dag_id:<22} {_label(ti):<34} {state}")
+                if state == "awaiting_input" and respond is not None:
+                    respond(dag_id, run_id, ti)
         run = next(r for r in api.runs(dag_id) if r["dag_run_id"] == run_id)
         if run["state"] in RUN_TERMINAL:
             if run["state"] == "failed":
@@ -172,28 +190,35 @@ def next_run(api: AirflowAPI, dag_id: str, after: str, wait: float) -> str | Non
     return None
 
 
-def run_chain(api: AirflowAPI, aoi: str, say: Callable[[str], None]) -> dict[str, str]:
+def run_chain(
+    api: AirflowAPI,
+    aoi: str,
+    say: Callable[[str], None],
+    respond: Callable[[str, str, dict[str, Any]], None] | None = None,
+) -> dict[str, str]:
     """Unpauses the AOI's DAGs, triggers ingestion and follows the Asset-driven chain to a model.
 
     A stage whose Asset did not fire (its upstream found nothing new, e.g. a repeated demo) is
     triggered by hand, so the chain always runs to the end. Returns stage → run id.
     """
     dags = [f"{stage}_{aoi}" for stage in (*STAGES, "maps")]
+    after = dt.datetime.now(dt.UTC).isoformat()
     for dag_id in dags:
         api.wait_for_dag(dag_id)
         api.unpause(dag_id)
     say(f"unpaused {', '.join(dags)}")
     runs: dict[str, str] = {}
-    after = dt.datetime.now(dt.UTC).isoformat()
     for stage in STAGES:
         dag_id = f"{stage}_{aoi}"
-        run_id = None if stage == "ingest" else next_run(api, dag_id, after, wait=90)
+        # Unpausing ingest_<aoi> schedules its latest interval; the others start on their Assets.
+        run_id = next_run(api, dag_id, after, wait=60 if stage == "ingest" else 90)
         if run_id is None:
             run_id = api.trigger(dag_id)
-            say(f"{dag_id}: triggered{'' if stage == 'ingest' else ' by hand (its Asset did not fire)'}")
+            why = "no scheduled run" if stage == "ingest" else "its Asset did not fire"
+            say(f"{dag_id}: triggered by hand ({why})")
         else:
-            say(f"{dag_id}: started by its Asset (run {run_id})")
-        run = follow_run(api, dag_id, run_id, say)
+            say(f"{dag_id}: started ({'scheduled' if stage == 'ingest' else 'by its Asset'}, run {run_id})")
+        run = follow_run(api, dag_id, run_id, say, respond=respond)
         runs[stage] = run_id
         after = run.get("end_date") or dt.datetime.now(dt.UTC).isoformat()
     return runs

@@ -39,6 +39,12 @@ export AIRFLOW__CORE__PLUGINS_FOLDER="$EO_REPO/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=True
+# A small machine: a few task processes at a time (each is a Python interpreter with Airflow loaded),
+# and room for a busy api-server before a task's call to the execution API times out.
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-6}"
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}"
+# The DAG files build one DAG per AOI file: re-parse them often, so a new AOI file shows up soon.
+export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="${AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL:-15}"
 export AIRFLOW__API__PORT="$EO_AIRFLOW_PORT"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 # Where task runners and the triggerer reach the Task Execution API (the api-server's port).

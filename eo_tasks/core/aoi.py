@@ -8,6 +8,7 @@ Airflow connections instead.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,16 @@ class SourceSpec:
     url: str | None = None
     path: str | None = None
     conn_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The source's name in scene ids: ``<provider>-<8 hex of its URL or path>``.
+
+        Two sources of one provider (two local archives, two STAC APIs) never share scene ids,
+        so one AOI's scenes never stand in for another's.
+        """
+        where = self.url or self.path or ""
+        return f"{self.provider}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> SourceSpec:

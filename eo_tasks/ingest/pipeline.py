@@ -107,12 +107,12 @@ def discover(
             found += 1
             try:  # ids are scoped by source, and checked before they name a folder
                 scene = dataclasses.replace(
-                    scene, id=scoped_id(provider.name, scene.id), platform=canonical_platform(scene.platform)
+                    scene, id=scoped_id(source.key, scene.id), platform=canonical_platform(scene.platform)
                 )
             except ProviderError as err:
                 refused += 1
                 log.warning("%s: %s", aoi.name, err)
-                catalog.record_skip(aoi.name, f"{provider.name}/{scene.id[:80]!r}", str(err))
+                catalog.record_skip(aoi.name, f"{source.key}/{scene.id[:80]!r}", str(err))
                 continue
             reason = platform_refusal(scene.collection, scene.platform)
             if reason is None and scene.cloud_cover is not None and scene.cloud_cover > aoi.cloud_cover_max:

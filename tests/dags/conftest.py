@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,3 +52,25 @@ def register_cubes(pg: dict[str, Any], aoi: str, cubes: dict[int, Path], composi
             SceneCatalog(conn).record_datacube(aoi, year, str(path), f"fp{year}", [], {}, composites)
     finally:
         conn.close()
+
+
+def scheduler_running() -> bool:
+    """Whether the stack's scheduler services (scheduler, DAG processor, triggerer) are up."""
+    status = subprocess.run(
+        ["bash", str(REPO / "scripts" / "services.sh"), "status", "scheduler"],
+        capture_output=True,
+        check=False,
+    )
+    return status.returncode == 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_second_triggerer(request: pytest.FixtureRequest) -> None:
+    """`dag.test()` runs deferred tasks' triggers in-process; a running triggerer would take them too.
+
+    So the scheduler services are stopped for the `dag.test()`-based modules (the scheduler
+    end-to-end test, which needs them, starts them itself).
+    """
+    if getattr(request.module, "USES_SCHEDULER", False) or not scheduler_running():
+        return
+    subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "down", "scheduler"], check=True)

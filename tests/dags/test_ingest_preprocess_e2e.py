@@ -17,6 +17,7 @@ import pytest
 import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 
+from eo_tasks.core.aoi import SourceSpec
 from eo_tasks.core.cube import Cube
 from tests.dags.helpers import load_dag, query, task_states
 
@@ -87,7 +88,8 @@ def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str,
     expected = len(items) - len(cloudy)
     assert query(platform_env, "SELECT state, count(*) FROM scene GROUP BY state") == [("ready", expected)]
     skipped = query(platform_env, "SELECT scene_id, reason FROM scene_skip ORDER BY 1")
-    assert [s[0] for s in skipped] == sorted(f"local/{c}" for c in cloudy)  # ids scoped by source
+    source = SourceSpec(provider="local", collections=(), path=str(archive / "catalog.json"))
+    assert [s[0] for s in skipped] == sorted(f"{source.key}/{c}" for c in cloudy)  # ids scoped by source
     assert all("cloud cover" in s[1] for s in skipped)
 
     # A second run finds everything known: nothing new, nothing downloaded, no Asset event.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eo_tasks.core.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi import AOIConfig, SourceSpec, load_all
 from eo_tasks.core.errors import ConfigError
 from tests.conftest import REPO
 
@@ -135,3 +135,10 @@ def test_the_shipped_aoi_files_are_valid(monkeypatch: pytest.MonkeyPatch) -> Non
     valid, errors = load_all(REPO_AOIS)
     assert errors == []
     assert "demo" in [a.name for a in valid]
+
+
+def test_sources_of_one_provider_have_their_own_scene_id_scope() -> None:
+    first = SourceSpec(provider="local", collections=("sentinel-2-l2a",), path="/archives/a/catalog.json")
+    second = SourceSpec(provider="local", collections=("sentinel-2-l2a",), path="/archives/b/catalog.json")
+    assert first.key != second.key and first.key.startswith("local-")
+    assert first.key == SourceSpec(provider="local", collections=(), path="/archives/a/catalog.json").key
