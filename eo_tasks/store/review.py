@@ -49,7 +49,7 @@ def list_maps(conn: PgConnection, aoi: str) -> list[dict[str, Any]]:
     """The AOI's annual maps with the bounds they are drawn on (empty if the AOI has none).
 
     The footprint's envelope in Web Mercator is the extent the map is warped to for display
-    (:func:`eo_review.render.map_png`), and its corners in latitude/longitude are where Leaflet
+    (the review page's tile cache, ``eo_review.tiles``), and its corners in latitude/longitude are where Leaflet
     puts the image: both come from the same envelope, so the overlay lies exactly in place.
 
     Args:
