@@ -20,7 +20,7 @@ import numpy as np
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from eo_tasks.store.connection import migrate
 from tests.browser.seed import BARE, TREE, WATER, delete_aoi, seed_aoi
@@ -157,6 +157,12 @@ def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return x, y
 
 
+def _srs(epsg: int) -> osr.SpatialReference:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    return srs
+
+
 def _tile_pixels(client: TestClient, url: str) -> np.ndarray:
     response = client.get(url)
     assert response.status_code == 200, response.text
@@ -186,11 +192,28 @@ def test_tiles_show_the_10_m_pixels_and_are_cached_per_cog_version(
     overview = _tile_pixels(client, url(12, *_tile_of(lon, lat, 12)))  # the 640 m map is a few pixels
     assert 0 < np.count_nonzero(overview) < 256 * 256 / 50
     x, y = _tile_of(lon, lat, 18)
-    close = _tile_pixels(client, url(18, x, y))  # 0.6 m Web Mercator pixels: one 10 m pixel is ~24 px
+    close = _tile_pixels(client, url(18, x, y))  # 0.6 m Web Mercator pixels, inside the map
     assert np.count_nonzero(close) == close.size
-    runs = np.diff(np.flatnonzero(np.diff(close[128].astype(int)) != 0))
-    assert runs.size == 0 or runs.max() >= 20, "zoomed in, a class pixel spans many screen pixels"
     assert not _tile_pixels(client, url(18, x + 50, y)).any()  # outside the map: empty
+
+    # Zoomed in, a 10 m pixel is a 10 m square: the 100 m wide bare block (columns 5-14 of the
+    # 2022 map) spans 100 m / 1.66 m = 60 screen pixels at zoom 16 (2.39 m Mercator pixels at 46° N).
+    to_wgs84 = osr.CoordinateTransformation(_srs(32632), _srs(4326))
+    block_lat, block_lon, _ = to_wgs84.TransformPoint(664100.0, 5099900.0)  # the block's centre
+    z, n = 16, 2**16
+    fx = (block_lon + 180) / 360 * n
+    fy = (1 - math.asinh(math.tan(math.radians(block_lat))) / math.pi) / 2 * n
+    x0, y0 = int(fx) - 1, int(fy) - 1
+    mosaic = np.block(
+        [[_tile_pixels(client, url(z, x0 + i, y0 + j)) for i in range(3)] for j in range(3)]
+    )  # 3 × 3 tiles around it
+    row, col = round((fy - y0) * 256), round((fx - x0) * 256)
+    assert mosaic[row, col] == BARE
+    line = mosaic[row] == BARE
+    left = col - np.flatnonzero(~line[:col])[-1] - 1
+    right = np.flatnonzero(~line[col:])[0]
+    assert 55 <= left + right <= 66, f"the 100 m block is {left + right} px wide at zoom 16, not ~60"
+    print(f"zoom 16: the 100 m block is {left + right} px wide")
 
     cached = sorted((tmp_path / "tiles" / AOI / "2022").glob("*/18/*/*.png"))
     assert len(cached) == 1 and cached[0].read_bytes() == client.get(url(18, x, y)).content
