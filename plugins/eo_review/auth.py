@@ -125,6 +125,17 @@ def set_csrf_cookie(request: Request, response: Response, token: str, path: str)
     )
 
 
+def _own_hosts(request: Request) -> set[str]:
+    """The host names this server answers as: the request's, a proxy's, and ``[api] base_url``'s."""
+    from airflow.configuration import conf
+
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+    base_url = conf.get("api", "base_url", fallback=None)
+    if base_url:
+        hosts.add(urlsplit(base_url).netloc)
+    return hosts - {""}
+
+
 def check_csrf(request: Request) -> None:
     """FastAPI dependency of every state-changing route: 403 unless the request is same-origin.
 
@@ -134,7 +145,7 @@ def check_csrf(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is not None:
         parts = urlsplit(origin)
-        if parts.netloc != request.headers.get("host", "") or parts.scheme not in ("http", "https"):
+        if parts.netloc not in _own_hosts(request) or parts.scheme not in ("http", "https"):
             raise HTTPException(403, f"cross-origin request refused (Origin {origin!r})")
     cookie = request.cookies.get(CSRF_COOKIE, "")
     header = request.headers.get(CSRF_HEADER, "")
