@@ -12,6 +12,7 @@ fresh tiles, and the versions it replaced are removed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 TILE_PX = 256
 MAX_ZOOM = 20
 WEB_MERCATOR_HALF = 20037508.342789244  # metres from the origin to the edge of EPSG:3857
@@ -162,10 +164,14 @@ class TileCache:
         if cog_version(cog_path) != version:  # rewritten while we read it: do not cache a mix
             return png
         self._drop_old_versions(year_dir, version)
-        path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        part.write_bytes(png)
-        os.replace(part, path)  # readers see a whole tile or none
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.write_bytes(png)
+            os.replace(part, path)  # readers see a whole tile or none
+        except OSError as exc:  # the cache is an optimisation: a full disk or a race costs a re-render
+            log.warning("eo-review: tile %s not cached: %s", path, exc)
+            part.unlink(missing_ok=True)
         return png
 
     @staticmethod
