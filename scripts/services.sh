@@ -265,42 +265,142 @@ api_server_healthy() {
 }
 
 airflow_status() {
-  "$EO_VENV/bin/airflow" connections get eo_hpc -o plain >/dev/null 2>&1 || return 1
-  api_server_healthy || { echo "airflow: api-server not answering on 127.0.0.1:$EO_AIRFLOW_PORT"; return 1; }
+  "$EO_VENV/bin/airflow" connections get eo_hpc -o plain >/dev/null 2>&1 \
+    || { echo "airflow: no eo_hpc connection (or the metadata database is unreachable)"; return 1; }
+  if [[ -s "$AIRFLOW_API_PID" ]] && ! pid_alive "$AIRFLOW_API_PID"; then
+    echo "airflow: the api-server (pid $(<"$AIRFLOW_API_PID")) is not running (\`services.sh up airflow\` restarts it)"
+    return 1
+  fi
+  local health
+  health=$(curl -fsS --max-time 5 "http://127.0.0.1:$EO_AIRFLOW_PORT/api/v2/monitor/health" 2>/dev/null) \
+    || { echo "airflow: api-server not answering on 127.0.0.1:$EO_AIRFLOW_PORT"; return 1; }
+  [[ $health == *'"metadatabase":{"status":"healthy"'* ]] \
+    || { echo "airflow: the api-server reports its metadata database unhealthy: $health"; return 1; }
   echo "airflow: ok, connections eo_postgis + eo_hpc, UI on http://127.0.0.1:$EO_AIRFLOW_PORT (review: /eo-review/)"
 }
 
 airflow_down() { stop_pidfile airflow-api-server "$AIRFLOW_API_PID"; }  # the metadata DB lives in postgres
 
 # --- Airflow's scheduler, DAG processor and triggerer: scheduled runs and backfills (optional) --
+# `up scheduler` starts the three and a supervisor that restarts any of them that dies (a database
+# outage kills them), with backoff; `status` says ok only when each one's process is alive AND its
+# heartbeat is healthy; `down` stops the supervisor first, then the three.
 SCHEDULER_PARTS=(dag-processor triggerer scheduler)
+SUPERVISOR_PID="$EO_RUN_DIR/airflow-supervisor.pid"
+SUPERVISOR_LOG="$AIRFLOW_HOME/supervisor.log"
+EO_AIRFLOW_BIN="${EO_AIRFLOW_BIN:-$EO_VENV/bin/airflow}"   # tests supervise a stand-in
+EO_SUPERVISE_INTERVAL="${EO_SUPERVISE_INTERVAL:-5}"          # seconds between checks
+EO_SUPERVISE_BACKOFF="${EO_SUPERVISE_BACKOFF:-5}"            # first restart delay, doubled per failure
+EO_SUPERVISE_MAX_BACKOFF="${EO_SUPERVISE_MAX_BACKOFF:-300}"
+EO_SUPERVISE_STABLE="${EO_SUPERVISE_STABLE:-300}"            # up this long: the backoff starts over
+
+part_pidfile() { echo "$EO_RUN_DIR/airflow-$1.pid"; }
+
+start_part() {  # start_part PART: starts one of SCHEDULER_PARTS in its own session, logging to AIRFLOW_HOME
+  local part=$1
+  mkdir -p "$AIRFLOW_HOME"
+  setsid "$EO_AIRFLOW_BIN" "$part" </dev/null >>"$AIRFLOW_HOME/$part.log" 2>&1 &
+  echo $! >"$(part_pidfile "$part")"
+}
+
+scheduler_parts_up() {  # starts every part whose process is not running
+  local part
+  for part in "${SCHEDULER_PARTS[@]}"; do
+    pid_alive "$(part_pidfile "$part")" && continue
+    eo_log "airflow $part: starting (log $AIRFLOW_HOME/$part.log)"
+    start_part "$part"
+  done
+}
+
+supervise() {  # the supervisor's loop (runs until `down` stops it)
+  declare -A failures=() next_try=() started=()
+  local part now delay
+  trap 'echo "$(date -Is) supervisor: stopping" >>"$SUPERVISOR_LOG"; exit 0' TERM INT
+  mkdir -p "$AIRFLOW_HOME"
+  echo "$(date -Is) supervisor: watching ${SCHEDULER_PARTS[*]} every ${EO_SUPERVISE_INTERVAL}s (pid $$)" >>"$SUPERVISOR_LOG"
+  while :; do
+    now=$(date +%s)
+    for part in "${SCHEDULER_PARTS[@]}"; do
+      if pid_alive "$(part_pidfile "$part")"; then
+        if ((now - ${started[$part]:-0} >= EO_SUPERVISE_STABLE)); then failures[$part]=0; fi
+        continue
+      fi
+      ((now >= ${next_try[$part]:-0})) || continue
+      failures[$part]=$((${failures[$part]:-0} + 1))
+      delay=$((EO_SUPERVISE_BACKOFF << (failures[$part] - 1 > 6 ? 6 : failures[$part] - 1)))
+      ((delay > EO_SUPERVISE_MAX_BACKOFF)) && delay=$EO_SUPERVISE_MAX_BACKOFF
+      start_part "$part"
+      started[$part]=$now
+      next_try[$part]=$((now + delay))
+      echo "$(date -Is) supervisor: airflow $part was not running: restarted (pid $(<"$(part_pidfile "$part")"), restart ${failures[$part]} in a row; next one no sooner than ${delay}s)" >>"$SUPERVISOR_LOG"
+    done
+    sleep "$EO_SUPERVISE_INTERVAL" &
+    wait $! || true
+  done
+}
+
+supervisor_up() {
+  pid_alive "$SUPERVISOR_PID" && return 0
+  mkdir -p "$AIRFLOW_HOME"
+  eo_log "airflow supervisor: starting (log $SUPERVISOR_LOG)"
+  setsid bash "$EO_REPO/scripts/services.sh" supervise </dev/null >>"$SUPERVISOR_LOG" 2>&1 &
+  echo $! >"$SUPERVISOR_PID"
+}
 
 scheduler_up() {
   airflow_up >/dev/null
-  local part pidfile
-  for part in "${SCHEDULER_PARTS[@]}"; do
-    pidfile="$EO_RUN_DIR/airflow-$part.pid"
-    pid_alive "$pidfile" && continue
-    eo_log "airflow $part: starting (log $AIRFLOW_HOME/$part.log)"
-    setsid "$EO_VENV/bin/airflow" "$part" </dev/null >>"$AIRFLOW_HOME/$part.log" 2>&1 &
-    echo $! >"$pidfile"
-  done
-  sleep 5
+  scheduler_parts_up
+  supervisor_up
+  local i
+  for ((i = 0; i < 24; i++)); do scheduler_status >/dev/null 2>&1 && break; sleep 5; done
   scheduler_status
 }
 
-scheduler_status() {
-  local part
+# The health of each part from its heartbeat: the api-server's health endpoint when it answers,
+# else `airflow jobs check` on this host. Prints "part=healthy|unhealthy" lines.
+scheduler_health() {
+  local health
+  if health=$(curl -fsS --max-time 5 "http://127.0.0.1:$EO_AIRFLOW_PORT/api/v2/monitor/health" 2>/dev/null); then
+    "$EO_VENV/bin/python" - "$health" <<'PY'
+import json, sys
+health = json.loads(sys.argv[1])
+for part, key in (("dag-processor", "dag_processor"), ("triggerer", "triggerer"), ("scheduler", "scheduler")):
+    print(f"{part}={'healthy' if (health.get(key) or {}).get('status') == 'healthy' else 'unhealthy'}")
+PY
+    return
+  fi
+  local part job
+  declare -A jobs=([dag-processor]=DagProcessorJob [triggerer]=TriggererJob [scheduler]=SchedulerJob)
   for part in "${SCHEDULER_PARTS[@]}"; do
-    pid_alive "$EO_RUN_DIR/airflow-$part.pid" || { echo "scheduler: airflow $part is not running"; return 1; }
+    job=${jobs[$part]}
+    ( "$EO_AIRFLOW_BIN" jobs check --job-type "$job" --local >/dev/null 2>&1 \
+        && echo "$part=healthy" || echo "$part=unhealthy" ) &
   done
-  echo "scheduler: ok, ${SCHEDULER_PARTS[*]} running (DAGs start paused: unpause them in the UI)"
+  wait
+}
+
+scheduler_status() {
+  local part rc=0 health
+  health=$(scheduler_health)
+  for part in "${SCHEDULER_PARTS[@]}"; do
+    if ! pid_alive "$(part_pidfile "$part")"; then
+      echo "scheduler: airflow $part is not running (\`services.sh up scheduler\` restarts it)"; rc=1
+    elif ! grep -qx "$part=healthy" <<<"$health"; then
+      echo "scheduler: airflow $part runs (pid $(<"$(part_pidfile "$part")")) but its heartbeat is not healthy"; rc=1
+    fi
+  done
+  if ! pid_alive "$SUPERVISOR_PID"; then
+    echo "scheduler: the supervisor is not running (\`services.sh up scheduler\` starts it)"; rc=1
+  fi
+  ((rc == 0)) && echo "scheduler: ok, ${SCHEDULER_PARTS[*]} running with healthy heartbeats, supervised (log $SUPERVISOR_LOG)"
+  return $rc
 }
 
 scheduler_down() {
   local i
+  stop_pidfile "airflow supervisor" "$SUPERVISOR_PID"  # first: it would restart what we stop
   for ((i = ${#SCHEDULER_PARTS[@]} - 1; i >= 0; i--)); do
-    stop_pidfile "airflow ${SCHEDULER_PARTS[i]}" "$EO_RUN_DIR/airflow-${SCHEDULER_PARTS[i]}.pid"
+    stop_pidfile "airflow ${SCHEDULER_PARTS[i]}" "$(part_pidfile "${SCHEDULER_PARTS[i]}")"
   done
 }
 
@@ -316,8 +416,11 @@ main() {
     down)
       (($#)) || services+=(scheduler)  # stopped first, if it runs
       for ((i = ${#services[@]} - 1; i >= 0; i--)); do "${services[i]}_down"; done ;;
+    supervise) supervise ;;  # internal: the loop `up scheduler` starts in the background
     status)
       local rc=0
+      # A scheduler that `up scheduler` started is part of the stack: report it too.
+      if (($# == 0)) && compgen -G "$EO_RUN_DIR/airflow-*.pid" | grep -qv api-server; then services+=(scheduler); fi
       for s in "${services[@]}"; do "${s}_status" || { echo "$s: DOWN"; rc=1; }; done
       return $rc ;;
     *) eo_die "usage: services.sh up|down|status [${ALL_SERVICES[*]} scheduler]" ;;

@@ -1,14 +1,14 @@
 """The change-review web app: AOI pages with the annual maps, change polygons, review buttons and charts.
 
 A FastAPI app mounted by Airflow's api-server (``eo_review_plugin.py``), so reviewers use the
-Airflow they already log in to. Pages are server-rendered Jinja2 with one JavaScript file; the map
-and chart libraries (Leaflet, Chart.js) are served from ``node_modules`` installed by
-``scripts/setup.sh`` from the committed ``package-lock.json``: no CDN, it works offline.
+Airflow they already log in to. Pages are server-rendered Jinja2 (autoescaped) with one JavaScript
+file that puts data on the page as text only; the map and chart libraries (Leaflet, Chart.js) are
+served from ``node_modules`` installed by ``scripts/setup.sh`` from the committed
+``package-lock.json``: no CDN, it works offline. The map is drawn from XYZ tiles cut from the COGs
+(``tiles.py``).
 
-Airflow does not guard a plugin's routes, so every data route here asks Airflow's auth manager who
-the caller is (the ``Authorization`` header or the UI's ``_token`` cookie) and answers 401 without a
-valid token. With ``[core] simple_auth_manager_all_admins`` everyone is the same "Anonymous" admin,
-so the page then asks for the reviewer's name; otherwise the logged-in user's name is recorded.
+Who may do what (``auth.py``): any Airflow user may look; a review needs edit access to the AOI's
+``maps_<aoi>`` DAG and a same-origin request (CSRF token); the reviewer is the logged-in user.
 """
 
 from __future__ import annotations
@@ -22,14 +22,25 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from eo_review import db
-from eo_review.render import map_png
+from eo_review.auth import (
+    User,
+    can_review,
+    check_csrf,
+    csrf_token,
+    require_review_permission,
+    set_csrf_cookie,
+    user_name,
+)
+from eo_review.tiles import MAX_ZOOM, TileCache, cog_version
 from eo_tasks.core.errors import CatalogError, ConfigError, EOError
+from eo_tasks.core.settings import data_dir
 from eo_tasks.maps.review import Review, apply_review
 from eo_tasks.store import review as review_store
 
@@ -41,58 +52,26 @@ HERE = Path(__file__).resolve().parent
 # Installed next to the plugin by scripts/setup.sh; the docker image installs them elsewhere, since
 # compose mounts plugins/ read-only from the host.
 NODE_MODULES = Path(os.environ.get("EO_REVIEW_NODE_MODULES", HERE / "node_modules"))
-ANONYMOUS_ADMIN = "Anonymous"  # the one user of SimpleAuthManager's all-admins mode
 Status = Literal["pending", "approved", "rejected"]
+TILE_CACHE_SECONDS = 3600  # tile URLs carry the COG's version, so a changed map has new URLs
 
 
 class ReviewRequest(BaseModel):
-    """The body of a review: what to do and, where Airflow cannot tell, who decides."""
+    """The body of a review: what to do (the reviewer is the logged-in user, never a body field)."""
 
     action: Literal["approve", "reject", "relabel"]
-    reviewer: str | None = Field(default=None, max_length=100)
     new_class: int | None = None
 
 
-async def airflow_user(request: Request) -> str | None:
-    """The name of the Airflow user the request is authenticated as, or ``None``.
-
-    Args:
-        request: The incoming request (bearer token or the Airflow UI's ``_token`` cookie).
-
-    Returns:
-        The user name, ``None`` without a valid token.
-    """
-    from airflow.api_fastapi.app import get_auth_manager
-
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get("_token")
-    if not token:
-        return None
-    try:
-        user = await get_auth_manager().get_user_from_token(token)
-    except Exception as exc:  # expired, forged, or no auth manager in this process: not logged in
-        log.info("eo-review: token refused: %s", exc)
-        return None
-    return str(user.get_name())
-
-
-async def require_user(request: Request) -> str:
-    """FastAPI dependency: the logged-in Airflow user; 401 otherwise."""
-    user = await airflow_user(request)
-    if user is None:
-        raise HTTPException(401, "not logged in to Airflow: open the review page from the Airflow UI")
-    return user
-
-
-User = Annotated[str, Depends(require_user)]
-
-
-def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAPI:
+def create_app(
+    connect: Callable[[], PgConnection] = db.connect_store, tile_root: Path | None = None
+) -> FastAPI:
     """Builds the review app.
 
     Args:
         connect: Opens a psycopg2 connection to the store (the ``eo_postgis`` Airflow connection
             by default; tests pass a private schema).
+        tile_root: The tile cache (``$EO_DATA_DIR/tiles`` by default).
 
     Returns:
         The app, to be mounted under a prefix (``/eo-review`` in the api-server).
@@ -102,6 +81,9 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for lib in ("leaflet", "chart.js"):  # check_dir=False: a missing npm ci gives 404s, not a dead plugin
         app.mount(f"/vendor/{lib}", StaticFiles(directory=NODE_MODULES / lib / "dist", check_dir=False))
+
+    def tile_cache() -> TileCache:
+        return TileCache(tile_root if tile_root is not None else data_dir() / "tiles")
 
     @contextmanager
     def store() -> Iterator[PgConnection]:
@@ -121,26 +103,36 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
             raise HTTPException(404, f"no maps for AOI {aoi!r}")
         return maps
 
-    def page_context(request: Request, user: str) -> dict[str, Any]:
-        return {
-            "request": request,
-            "user": None if user == ANONYMOUS_ADMIN else user,
-            "base": str(request.scope.get("root_path", "")),
-        }
+    def base_of(request: Request) -> str:
+        return str(request.scope.get("root_path", ""))
+
+    def page(request: Request, name: str, context: dict[str, Any]) -> Response:
+        token = csrf_token(request)
+        context = {"request": request, "base": base_of(request), "csrf_token": token, **context}
+        response = templates.TemplateResponse(request, name, context)
+        set_csrf_cookie(request, response, token, base_of(request))
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, user: User) -> Response:
         with store() as conn:
             aois = review_store.list_aois(conn)
-        context = {**page_context(request, user), "aois": aois}
-        return templates.TemplateResponse(request, "index.html", context)
+        return page(request, "index.html", {"user": user_name(user), "aois": aois})
 
     @app.get("/aoi/{aoi}", response_class=HTMLResponse)
     def aoi_page(request: Request, aoi: str, user: User) -> Response:
         with store() as conn:
             maps = known_aoi(conn, aoi)
-        context = {**page_context(request, user), "aoi": aoi, "years": [m["year"] for m in maps]}
-        return templates.TemplateResponse(request, "aoi.html", {**context, "classes": db.class_legend()})
+        context = {
+            "user": user_name(user),
+            "aoi": aoi,
+            "years": [m["year"] for m in maps],
+            "can_review": can_review(user, aoi),
+            "classes": db.class_legend(),
+            "max_zoom": MAX_ZOOM,
+        }
+        return page(request, "aoi.html", context)
 
     @app.get("/api/aois")
     def api_aois(user: User) -> list[dict[str, Any]]:
@@ -151,23 +143,39 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
     def api_maps(request: Request, aoi: str, user: User) -> list[dict[str, Any]]:
         with store() as conn:
             maps = known_aoi(conn, aoi)
-        base = str(request.scope.get("root_path", ""))
+        base = base_of(request)
         for m in maps:  # the server's file paths stay on the server
+            try:
+                version = cog_version(m["cog_path"])
+            except FileNotFoundError:
+                version = "missing"
             del m["cog_path"]
-            m["image"] = f"{base}/api/aois/{quote(aoi, safe='')}/maps/{m['year']}.png"
+            m["tiles"] = f"{base}/tiles/{quote(aoi, safe='')}/{m['year']}/{{z}}/{{x}}/{{y}}.png?v={version}"
         return maps
 
-    @app.get("/api/aois/{aoi}/maps/{year}.png")
-    def api_map_png(aoi: str, year: int, user: User) -> Response:
+    @app.get("/tiles/{aoi}/{year}/{z}/{x}/{y}.png")
+    def tile(
+        aoi: str,
+        year: int,
+        z: Annotated[int, PathParam(ge=0, le=MAX_ZOOM)],
+        x: Annotated[int, PathParam(ge=0)],
+        y: Annotated[int, PathParam(ge=0)],
+        user: User,
+    ) -> Response:
         with store() as conn:
             found = [m for m in known_aoi(conn, aoi) if m["year"] == year]
         if not found:
             raise HTTPException(404, f"no {year} map for AOI {aoi!r}")
         try:
-            png = map_png(found[0]["cog_path"], found[0]["extent_3857"])
+            png = tile_cache().tile(aoi, year, found[0]["cog_path"], found[0]["extent_3857"], z, x, y)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
         except FileNotFoundError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+            raise HTTPException(404, f"the {year} map of {aoi!r} is missing on the server") from exc
+        except ConfigError as exc:
+            raise HTTPException(500, str(exc)) from exc
+        headers = {"Cache-Control": f"private, max-age={TILE_CACHE_SECONDS}"}
+        return Response(png, media_type="image/png", headers=headers)
 
     @app.get("/api/aois/{aoi}/changes")
     def api_changes(
@@ -183,16 +191,17 @@ def create_app(connect: Callable[[], PgConnection] = db.connect_store) -> FastAP
             known_aoi(conn, aoi)
             return review_store.change_stats(conn, aoi)
 
-    @app.post("/api/changes/{change_id}/review")
+    @app.post("/api/changes/{change_id}/review", dependencies=[Depends(check_csrf)])
     def api_review(change_id: int, body: ReviewRequest, user: User) -> dict[str, Any]:
-        reviewer = (body.reviewer or "").strip() if user == ANONYMOUS_ADMIN else user
-        if not reviewer:
-            raise HTTPException(422, "enter the reviewer's name (Airflow runs without logins here)")
-        try:
-            review = Review(change_id, body.action, reviewer, body.new_class)
-        except ConfigError as exc:
-            raise HTTPException(422, str(exc)) from exc
         with store() as conn:
+            before = review_store.change_row(conn, change_id)
+            if before is None:
+                raise HTTPException(404, f"no change {change_id}")
+            require_review_permission(user, str(before["aoi"]))
+            try:
+                review = Review(change_id, body.action, user_name(user), body.new_class)
+            except ConfigError as exc:
+                raise HTTPException(422, str(exc)) from exc
             try:
                 outcome = apply_review(conn, review)
             except CatalogError as exc:

@@ -12,16 +12,11 @@ if (typeof L === "undefined" || typeof Chart === "undefined") {
 const root = document.getElementById("review");
 const base = root.dataset.base;
 const aoi = encodeURIComponent(root.dataset.aoi);
+const csrf = root.dataset.csrf;
+const canReview = root.dataset.canReview === "yes";
 const form = document.getElementById("filters");
 const message = document.getElementById("message");
-const reviewer = form.elements.reviewer;
 const STATUS_COLORS = { pending: "#e6007e", approved: "#00c853", rejected: "#222222" };
-const REVIEWER_KEY = "eo-review.reviewer";
-
-if (!reviewer.readOnly) {
-  reviewer.value = localStorage.getItem(REVIEWER_KEY) || "";
-  reviewer.addEventListener("change", () => localStorage.setItem(REVIEWER_KEY, reviewer.value.trim()));
-}
 
 function say(text, isError = false) {
   message.textContent = text;
@@ -34,39 +29,57 @@ async function getJSON(path) {
   return response.json();
 }
 
-const map = L.map("map", { attributionControl: false });
+const map = L.map("map", { attributionControl: false, maxZoom: Number(root.dataset.maxZoom) });
 let maps = [];
-let overlay = null;
+let tiles = null;
 let changes = null;
 
 function showMap() {
   const entry = maps.find((m) => String(m.year) === form.elements.year.value);
-  if (overlay) overlay.remove();
+  if (tiles) tiles.remove();
   if (!entry) return;
-  overlay = L.imageOverlay(`${entry.image}?t=${Date.now()}`, entry.bounds, { className: "lc-map" }).addTo(map);
+  // Tiles cut from the COG's overviews; the URL carries the COG's version, so a review shows at once.
+  tiles = L.tileLayer(entry.tiles, { tileSize: 256, maxZoom: Number(root.dataset.maxZoom), className: "lc-map" });
+  tiles.addTo(map);
   if (!map._loaded) map.fitBounds(entry.bounds);
+}
+
+// Builds DOM nodes with text only: nothing from the server is ever parsed as HTML.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
 }
 
 function popupFor(feature) {
   const p = feature.properties;
-  const div = document.createElement("div");
-  div.className = "change-popup";
-  div.innerHTML = `
-    <b>Change ${p.id}</b> (${p.status})<br>
-    date <b>${p.change_date}</b>, map ${p.year}<br>
-    ${p.from_name} → <i class="swatch" style="background:${p.to_color}"></i> <b>${p.to_name}</b><br>
-    ${(p.area_m2 / 1e4).toFixed(2)} ha
-    ${p.reviewed_by ? `<br>reviewed by ${p.reviewed_by}, ${p.reviewed_at.slice(0, 16).replace("T", " ")}` : ""}
-    <div class="actions">
-      <button data-action="approve">Approve</button>
-      <button data-action="reject">Reject</button>
-      <select name="new_class">${document.getElementById("relabel-options").innerHTML}</select>
-      <button data-action="relabel">Relabel</button>
-    </div>`;
-  div.querySelector("select").value = String(p.new_class ?? p.to_class);
-  div.querySelectorAll("button").forEach((button) =>
-    button.addEventListener("click", () => review(p.id, button.dataset.action, div.querySelector("select").value))
+  const swatch = el("i", { class: "swatch" });
+  swatch.style.background = /^#[0-9a-fA-F]{6}$/.test(p.to_color) ? p.to_color : "#000000";
+  const div = el(
+    "div",
+    { class: "change-popup" },
+    el("b", {}, `Change ${p.id}`), ` (${p.status})`, el("br"),
+    "date ", el("b", {}, p.change_date), `, map ${p.year}`, el("br"),
+    `${p.from_name} → `, swatch, " ", el("b", {}, p.to_name), el("br"),
+    `${(Number(p.area_m2) / 1e4).toFixed(2)} ha`,
   );
+  if (p.reviewed_by) {
+    div.append(el("br"), el("span", { class: "reviewed" }, `reviewed by ${p.reviewed_by}, ${String(p.reviewed_at).slice(0, 16).replace("T", " ")}`));
+  }
+  if (!canReview) return div;
+  const select = el("select", { name: "new_class" });
+  select.append(document.getElementById("relabel-options").content.cloneNode(true));
+  select.value = String(p.new_class ?? p.to_class);
+  const actions = el("div", { class: "actions" });
+  for (const [action, label] of [["approve", "Approve"], ["reject", "Reject"]]) {
+    actions.append(el("button", { "data-action": action }, label));
+  }
+  actions.append(select, el("button", { "data-action": "relabel" }, "Relabel"));
+  actions.querySelectorAll("button").forEach((button) =>
+    button.addEventListener("click", () => review(p.id, button.dataset.action, select.value))
+  );
+  div.append(actions);
   return div;
 }
 
@@ -89,17 +102,12 @@ async function loadChanges() {
 }
 
 async function review(changeId, action, newClass) {
-  if (!reviewer.value.trim()) {
-    reviewer.reportValidity();
-    say("enter your name as reviewer first", true);
-    return;
-  }
-  const body = { action, reviewer: reviewer.value.trim() };
+  const body = { action };
   if (action === "relabel") body.new_class = Number(newClass);
   const response = await fetch(`${base}/api/changes/${changeId}/review`, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
     body: JSON.stringify(body),
   });
   const result = await response.json().catch(() => ({}));
@@ -108,6 +116,8 @@ async function review(changeId, action, newClass) {
     return;
   }
   map.closePopup();
+  const reloaded = await getJSON(`/api/aois/${aoi}/maps`);
+  maps = reloaded;
   await refresh();
   const years = result.maps_updated.length ? `maps ${result.maps_updated.join(", ")} updated` : "no map pixels changed";
   say(`change ${changeId} ${result.change.status} by ${result.change.reviewed_by}; ${years}`);
