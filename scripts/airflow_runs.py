@@ -220,7 +220,8 @@ def run_chain(
             say(f"{dag_id}: started ({'scheduled' if stage == 'ingest' else 'by its Asset'}, run {run_id})")
         run = follow_run(api, dag_id, run_id, say, respond=respond)
         runs[stage] = run_id
-        after = run.get("end_date") or dt.datetime.now(dt.UTC).isoformat()
+        # The next stage's run may be queued by the Asset before this run is marked finished.
+        after = run.get("start_date") or after
     return runs
 
 
