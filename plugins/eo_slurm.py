@@ -30,11 +30,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
-from airflow.sdk import BaseOperator, BaseOperatorLink, Connection, XCom
+from airflow.sdk import BaseOperator, BaseOperatorLink, Connection
 from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.execution_time.xcom import XCom
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from eo_tasks.core.errors import (
@@ -390,4 +391,4 @@ class EOSlurmPlugin(AirflowPlugin):
     """Registers the "SLURM job" extra link with the api-server."""
 
     name = "eo_slurm"
-    operator_extra_links: ClassVar[list[Any]] = [SlurmJobLink()]
+    operator_extra_links: list[Any] = [SlurmJobLink()]  # noqa: RUF012 (AirflowPlugin's own declaration)

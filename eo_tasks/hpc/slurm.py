@@ -142,7 +142,7 @@ class SlurmClient:
         result = self._run("squeue --noheader --all --format='%F|%k'")
         for line in result.stdout.splitlines():
             job_id, _, comment = line.strip().partition("|")
-            if comment.startswith(KEY_PREFIX) and comment.split()[0] == f"{KEY_PREFIX}{key}":
+            if comment.split(";")[0] == f"{KEY_PREFIX}{key}":
                 return job_id
         return None
 
@@ -186,8 +186,8 @@ class SlurmClient:
         if result.exit_status == 0 and rows:
             state = array_state([JobState.parse(row[0]) for row in rows])
             detail = rows[0][0].partition(" ")[2] if state == JobState.CANCELLED else "from sacct"
-            codes = [int(row[1].split(":")[0]) for row in rows if len(row) > 1 and row[1][:1].isdigit()]
-            return JobStatus(state, max(codes) if codes and state.is_terminal else None, detail)
+            done = [int(row[1].split(":")[0]) for row in rows if len(row) > 1 and row[1][:1].isdigit()]
+            return JobStatus(state, max(done) if done and state.is_terminal else None, detail)
         return self.status_from_files(job_id, tasks)
 
     def status_from_files(self, job_id: str, tasks: int = 1) -> JobStatus:
@@ -209,9 +209,9 @@ class SlurmClient:
         comment = _field(records, "Comment")
         reason = _field(records, "Reason")
         if state == JobState.CANCELLED:
-            ours = re.search(r"(?:^| )cancelled (.*)", comment)
+            ours = re.search(r"(?:^|;)cancelled_(.*)", comment)  # scontrol -o splits on spaces
             if ours:
-                return ours.group(1)
+                return ours.group(1).replace("_", " ")
             signal = _field(records, "ExitCode").partition(":")[2]
             why = f"; reason {reason}" if reason else ""
             return f"by scancel outside the platform (user or administrator; signal {signal}){why}"
@@ -290,9 +290,9 @@ class SlurmClient:
         """
         if reason:
             records = self.job_records(job_id)
-            key = _field(records, "Comment").split(" ")[0]
-            text = re.sub(r"[^A-Za-z0-9 _.:,()/-]", "_", reason)[:200]
-            comment = f"{key} cancelled {text}".strip()
+            key = _field(records, "Comment").split(";")[0]
+            text = re.sub(r"[^A-Za-z0-9.:,()/-]", "_", reason)[:200]
+            comment = f"{key};cancelled_{text}" if key.startswith(KEY_PREFIX) else f"cancelled_{text}"
             self.shell.run(f"scontrol update JobId={shlex.quote(job_id)} Comment={shlex.quote(comment)}")
         self._run(f"scancel {shlex.quote(job_id)}")
 
