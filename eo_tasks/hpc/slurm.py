@@ -66,7 +66,8 @@ class JobStatus:
 
     def describe(self, job_id: str) -> str:
         """One line for logs and errors, e.g. ``job 42 CANCELLED (cancelled): by the platform: ...``."""
-        code = f", exit code {self.exit_code}" if self.exit_code is not None else ""
+        known = self.exit_code is not None and self.state != JobState.CANCELLED
+        code = f", exit code {self.exit_code}" if known else ""
         detail = f": {self.detail}" if self.detail else ""
         return f"job {job_id} {self.state.value} ({self.state.meaning}{code}){detail}"
 

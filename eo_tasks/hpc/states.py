@@ -95,7 +95,7 @@ MEANINGS: dict[JobState, str] = {
     JobState.SIGNALING: "being signalled",
     JobState.STAGE_OUT: "staging out files",
     JobState.RESV_DEL_HOLD: "held: its reservation was deleted",
-    JobState.COMPLETED: "completed with exit code 0",
+    JobState.COMPLETED: "finished successfully",
     JobState.FAILED: "the job script failed (non-zero exit code)",
     JobState.TIMEOUT: "killed at its time limit",
     JobState.CANCELLED: "cancelled before it ended",
