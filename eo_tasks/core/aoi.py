@@ -19,13 +19,7 @@ import yaml
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.settings import aoi_dir
-from eo_tasks.core.validate import (
-    as_mapping,
-    check_known_keys,
-    check_slurm_value,
-    expand_path,
-    require_key,
-)
+from eo_tasks.core.validate import as_mapping, check_known_keys, check_slurm_values, expand_path, require_key
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
 COLLECTIONS = ("sentinel-2-l2a", "landsat-c2-l2")
@@ -131,22 +125,11 @@ class HPCSpec:
             "modules",
         }
         check_known_keys(data, allowed, where)
-        modules = data.get("modules") or ()
-        if isinstance(modules, str) or not isinstance(modules, (list, tuple)):
-            raise ConfigError(f"{where}.modules: expected a list of module names, got {modules!r}")
-        spec = cls(**{**dict(data), "modules": tuple(modules)})
-        # These values land on #SBATCH lines (outside the shell's quoting): strict patterns only.
-        kinds = {"conn_id": "name", "partition": "name", "account": "name", "time_limit": "time"}
-        for name, kind in kinds.items():
-            if getattr(spec, name) is not None:
-                check_slurm_value(kind, getattr(spec, name), f"{where}.{name}")
-        for name in ("nodes", "tasks_per_node", "gpus_per_node"):
-            check_slurm_value("int", getattr(spec, name), f"{where}.{name}")
+        check_slurm_values(data, where)  # they reach #SBATCH lines: strict patterns, no newlines
+        spec = cls(**{**dict(data), "modules": tuple(data.get("modules") or ())})
         for name in ("nodes", "tasks_per_node"):
             if getattr(spec, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be at least 1")
-        for i, module in enumerate(spec.modules):
-            check_slurm_value("module", module, f"{where}.modules[{i}]")
         return spec
 
     def job_values(self, venv: str) -> dict[str, Any]:

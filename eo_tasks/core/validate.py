@@ -81,3 +81,39 @@ def check_slurm_value(kind: str, value: Any, where: str) -> Any:
         shape = {"time": "[D-]HH:MM:SS", "name": "letters, digits, _ . + -"}.get(kind, "a module name")
         raise ConfigError(f"{where}: expected a SLURM {kind} ({shape}), got {value!r}")
     return value
+
+
+# The AOI file's ``hpc`` fields that reach #SBATCH lines, and their kinds.
+HPC_SLURM_FIELDS = {
+    "conn_id": "name",
+    "partition": "name",
+    "account": "name",
+    "time_limit": "time",
+    "nodes": "int",
+    "tasks_per_node": "int",
+    "gpus_per_node": "int",
+    "modules": "module",
+}
+
+
+def check_slurm_values(
+    values: Mapping[str, Any], where: str, kinds: Mapping[str, str] = HPC_SLURM_FIELDS
+) -> None:
+    """Checks each of ``values`` named in ``kinds`` with :func:`check_slurm_value` (None: unset).
+
+    A ``module`` kind takes a list (each ``module load`` name checked).
+
+    Raises:
+        ConfigError: Naming the field, e.g. ``hpc.account`` or ``hpc.modules[1]``.
+    """
+    for name, kind in kinds.items():
+        value = values.get(name)
+        if value is None or value == "":
+            continue
+        if kind != "module":
+            check_slurm_value(kind, value, f"{where}.{name}")
+        elif isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}.{name}: expected a list of module names, got {value!r}")
+        else:
+            for i, module in enumerate(value):
+                check_slurm_value("module", module, f"{where}.{name}[{i}]")

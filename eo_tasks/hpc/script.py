@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from eo_tasks.core.errors import ConfigError
-from eo_tasks.core.validate import check_no_control_chars, check_slurm_value
+from eo_tasks.core.validate import check_no_control_chars, check_slurm_values
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -34,6 +34,7 @@ DIRECTIVE_VALUES = {
     "ntasks": "int",
     "signal_seconds": "int",
     "array_tasks": "int",
+    "modules": "module",
 }
 _DIRECTIVE_LINE = re.compile(r"#SBATCH --[a-z][a-z-]*(=[A-Za-z0-9_.:@+/,-]+)?")
 
@@ -44,13 +45,8 @@ def check_job_values(values: Mapping[str, Any], where: str = "job") -> None:
     Raises:
         ConfigError: Naming the value.
     """
+    check_slurm_values(values, where, DIRECTIVE_VALUES)
     for name, value in values.items():
-        kind = DIRECTIVE_VALUES.get(name)
-        if kind is not None and value is not None and value != "":
-            check_slurm_value(kind, value, f"{where}.{name}")
-        if name == "modules":
-            for i, module in enumerate(value or ()):
-                check_slurm_value("module", module, f"{where}.modules[{i}]")
         _check_strings(value, f"{where}.{name}")
 
 
