@@ -20,7 +20,7 @@ import yaml
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.settings import aoi_dir
-from eo_tasks.core.validate import as_mapping, check_known_keys, expand_path, require_key
+from eo_tasks.core.validate import as_mapping, check_known_keys, check_slurm_values, expand_path, require_key
 
 PROVIDERS = ("local", "stac", "earth-search", "planetary-computer", "cdse", "usgs", "sentinelsat")
 COLLECTIONS = ("sentinel-2-l2a", "landsat-c2-l2")
@@ -136,11 +136,10 @@ class HPCSpec:
             "modules",
         }
         check_known_keys(data, allowed, where)
+        check_slurm_values(data, where)  # they reach #SBATCH lines: strict patterns, no newlines
         spec = cls(**{**dict(data), "modules": tuple(data.get("modules") or ())})
-        if not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", spec.time_limit):
-            raise ConfigError(f"{where}.time_limit: expected [D-]HH:MM:SS, got {spec.time_limit!r}")
         for name in ("nodes", "tasks_per_node"):
-            if int(getattr(spec, name)) < 1:
+            if getattr(spec, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be at least 1")
         return spec
 

@@ -61,3 +61,11 @@ class ChecksumError(DownloadError, ValueError):
 
 class IncompleteOutputError(EOError, FileNotFoundError):
     """A job's outputs are missing or partial (e.g. a block of an inference array); nothing was stored."""
+
+
+class LoginNodeUnreachableError(HPCError):
+    """The HPC login node cannot be reached over SSH (connection refused, dropped, timed out)."""
+
+
+class ControllerUnreachableError(HPCError):
+    """The login node answers but the SLURM controller does not (slurmctld down or unreachable)."""
