@@ -72,7 +72,8 @@ def test_every_stored_geometry_is_valid(conn: Any) -> None:
     _store_year(conn)
     columns = _rows(
         conn,
-        "SELECT f_table_name, f_geometry_column FROM geometry_columns WHERE f_table_schema = current_schema()",
+        "SELECT f_table_name, f_geometry_column FROM geometry_columns "
+        "WHERE f_table_schema = current_schema()",
     )
     assert {c for c in columns if c[0] in TABLES} == {
         ("scene", "footprint"),

@@ -88,4 +88,4 @@ def test_the_change_cog_names_the_classes_before_and_after(tmp_path: Path) -> No
     assert after.ReadAsArray()[15, 15] == 1 and after.ReadAsArray()[0, 0] == 0
     renderer = ET.parse(qml_path(cog)).getroot().find("pipe/rasterrenderer")
     assert renderer is not None and renderer.get("band") == "3"
-    assert [e.get("label") for e in renderer.iter("paletteEntry")][0] == "→ Artificial surfaces"
+    assert next(renderer.iter("paletteEntry")).get("label") == "→ Artificial surfaces"
