@@ -107,3 +107,18 @@ def raster_quicklook(raster: Path, path: Path, max_px: int = DEFAULT_MAX_PX) -> 
         buf_xsize=-(-cols // step), buf_ysize=-(-rows // step), resample_alg=gdal.GRIORA_NearestNeighbour
     )
     return class_quicklook(np.asarray(classes), path, max_px=max_px)
+
+
+def write_rgb_png(image: np.ndarray, path: Path) -> Path:
+    """Writes an ``(rows, cols, 3)`` uint8 image as an RGB PNG (temporary name, then rename)."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    rows, cols, _ = image.shape
+    memory = gdal.GetDriverByName("MEM").Create("", cols, rows, 3, gdal.GDT_Byte)
+    for band in range(3):
+        memory.GetRasterBand(band + 1).WriteArray(np.ascontiguousarray(image[:, :, band]))
+    with atomic_path(path, suffix=".png") as tmp:
+        gdal.GetDriverByName("PNG").CreateCopy(str(tmp), memory, strict=0, options=["ZLEVEL=9"])
+        Path(f"{tmp}.aux.xml").unlink(missing_ok=True)
+    return path

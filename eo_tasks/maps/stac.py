@@ -305,6 +305,11 @@ def catalog_root(data_dir: Path, aoi: str) -> Path:
     return data_dir / "maps" / aoi
 
 
+def summary_plot_path(data_dir: Path, aoi: str) -> Path:
+    """The AOI's summary plot (:func:`eo_tasks.maps.plots.write_summary_plot`), next to ``catalog.json``."""
+    return catalog_root(data_dir, aoi) / f"summary_{aoi}.png"
+
+
 def _current_items(root: Path, aoi: str) -> list[pystac.Item]:
     """The items the collection links now (or, for a catalog of an older layout, found below it)."""
     root_file = root / "catalog.json"
@@ -353,6 +358,13 @@ def write_catalog(data_dir: Path, aoi: str, items: Sequence[pystac.Item] = ()) -
         providers=[pystac.Provider("eo-platform", roles=[pystac.ProviderRole.PROCESSOR])],
     )
     ClassificationExtension.summaries(collection, add_if_missing=True).classes = _class_objects()
+    plot = summary_plot_path(data_dir, aoi)
+    if plot.is_file():
+        title = "Class areas per year and permanent changes per month"
+        collection.add_asset(
+            "summary_plot",
+            pystac.Asset(f"./{plot.name}", title, media_type=pystac.MediaType.PNG, roles=["overview"]),
+        )
     collection.catalog_type = pystac.CatalogType.SELF_CONTAINED
     collection.set_self_href(str(root / "catalog.json"))
     for item in current:
