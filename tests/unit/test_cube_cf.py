@@ -76,3 +76,14 @@ def test_the_platform_reader_still_sees_its_layout(cube: tuple[Path, CubeSpec]) 
     assert opened.band_names == list(spec.bands)
     assert opened.epsg == spec.grid.epsg and opened.geotransform == tuple(spec.grid.geotransform)
     assert opened.shape == (len(opened.dates), *spec.grid.shape, len(spec.bands))
+
+
+def test_gdal_netcdf_driver_places_the_cube_as_qgis_would(cube: tuple[Path, CubeSpec]) -> None:
+    from osgeo import gdal
+
+    path, spec = cube
+    dataset = gdal.Open(f'NETCDF:"{path}":valid')  # QGIS opens netCDF/HDF5 variables through this driver
+    assert dataset.GetDriver().ShortName == "netCDF"
+    assert (dataset.RasterXSize, dataset.RasterYSize) == (spec.grid.shape[1], spec.grid.shape[0])
+    np.testing.assert_allclose(dataset.GetGeoTransform(), spec.grid.geotransform)
+    assert osr.SpatialReference(wkt=dataset.GetProjection()).GetAuthorityCode(None) == str(spec.grid.epsg)
