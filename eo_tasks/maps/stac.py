@@ -376,7 +376,7 @@ def write_catalog(data_dir: Path, aoi: str, items: Sequence[pystac.Item] = ()) -
 
 
 def refresh_item_files(item_path: Path) -> Path:
-    """Re-describes an item's files after one was rewritten (a review): ``file:size``/``file:checksum``.
+    """Re-describes an item's files after one was rewritten (a review): size, checksum, class counts.
 
     The item is edited as JSON (links, extensions and everything else kept as written) and gets
     an ``updated`` timestamp; assets whose file is gone are left as they are.
@@ -392,5 +392,8 @@ def refresh_item_files(item_path: Path) -> Path:
             asset["file:checksum"] = SHA256_MULTIHASH + file_digest(path)
             if FILE_EXT not in item.setdefault("stac_extensions", []):
                 item["stac_extensions"].append(FILE_EXT)
+            if "classification:classes" in asset:
+                classes = _class_objects(_histogram(path))
+                asset["classification:classes"] = [c.to_dict() for c in classes]
     item["properties"]["updated"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     return write_json(item_path, item, sort_keys=False)

@@ -165,4 +165,6 @@ def test_a_reviewed_cog_gets_its_size_and_checksum_refreshed(data: Path) -> None
     assert FileExtension.ext(item.assets["map"]).checksum == "1220" + file_digest(paths.classes)
     assert FileExtension.ext(item.assets["map"]).size == paths.classes.stat().st_size
     assert item.properties["updated"]
+    counts = {c.name: c.count for c in ClassificationExtension.ext(item.assets["map"]).classes or []}
+    assert counts["water"] == 64 * 64 and counts["tree_cover"] == 0
     assert validate_catalog(_collection(data)) == 1 + len(YEARS)
