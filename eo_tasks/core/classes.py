@@ -20,27 +20,50 @@ LEGENDS_DIR = Path(__file__).resolve().parent / "legends"
 
 @dataclass(frozen=True)
 class LandCoverClass:
-    """One class of the platform's maps."""
+    """One class of the platform's maps.
+
+    Attributes:
+        code: The pixel value in maps (1..255; 0 is no data).
+        name: Machine name (``[0-9A-Za-z_-]``: STAC classification ``name``, JSON keys, SQL rows).
+        color: ``#rrggbb``, used by colour tables, quicklooks, QGIS styles and STAC ``color_hint``.
+        title: What people read: GDAL category names, QGIS legends, the review UI, plots.
+    """
 
     code: int
     name: str
-    color: str  # "#rrggbb", used by map colour tables and quicklooks
+    color: str
+    title: str
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        """The colour as ``(r, g, b)`` bytes."""
+        return int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16)
 
 
 CLASSES: tuple[LandCoverClass, ...] = (
-    LandCoverClass(1, "artificial", "#fa0000"),
-    LandCoverClass(2, "cropland", "#f096ff"),
-    LandCoverClass(3, "grassland", "#ffff4c"),
-    LandCoverClass(4, "tree_cover", "#006400"),
-    LandCoverClass(5, "shrubland", "#ffbb22"),
-    LandCoverClass(6, "bare", "#b4b4b4"),
-    LandCoverClass(7, "snow_ice", "#f0f0f0"),
-    LandCoverClass(8, "water", "#0064c8"),
-    LandCoverClass(9, "wetland", "#0096a0"),
+    LandCoverClass(1, "artificial", "#fa0000", "Artificial surfaces"),
+    LandCoverClass(2, "cropland", "#f096ff", "Cropland"),
+    LandCoverClass(3, "grassland", "#ffff4c", "Grassland"),
+    LandCoverClass(4, "tree_cover", "#006400", "Tree cover"),
+    LandCoverClass(5, "shrubland", "#ffbb22", "Shrubland"),
+    LandCoverClass(6, "bare", "#b4b4b4", "Bare / sparse vegetation"),
+    LandCoverClass(7, "snow_ice", "#f0f0f0", "Snow and ice"),
+    LandCoverClass(8, "water", "#0064c8", "Permanent water bodies"),
+    LandCoverClass(9, "wetland", "#0096a0", "Herbaceous wetland"),
 )
 NODATA_CLASS = 0
 CLASS_BY_NAME = {c.name: c for c in CLASSES}
 CLASS_BY_CODE = {c.code: c for c in CLASSES}
+NODATA_TITLE = "No data"
+
+
+def category_names() -> list[str]:
+    """Names indexed by pixel value, 0 .. the highest code (GDAL category names; gaps are empty)."""
+    names = [""] * (max(CLASS_BY_CODE) + 1)
+    names[NODATA_CLASS] = NODATA_TITLE
+    for cls in CLASSES:
+        names[cls.code] = cls.title
+    return names
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,12 @@
-"""The HDF5 datacube contract: its layout, int16 scaling, paths, and the reader every stage uses."""
+"""The HDF5 datacube contract: its layout, int16 scaling, paths, and the reader every stage uses.
+
+Besides the platform's own layout (``reflectance``, ``valid``, ``dates``, file attributes; see
+:mod:`eo_tasks.preprocess.datacube`), a cube follows the CF conventions as netCDF-4 readers expect
+them (:func:`write_cf_layout`): dimension scales ``time``/``y``/``x``/``band`` attached to every
+dataset, ``x``/``y`` cell centres in the grid's CRS, ``time`` in days since 1970-01-01, and a
+``spatial_ref`` grid mapping named by ``grid_mapping``, so ``xarray.open_dataset(path,
+engine="h5netcdf")`` or QGIS place the cube on the map.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ import numpy as np
 
 SCALE = 1e-4
 FILL = -32768
+CF_EPOCH = dt.date(1970, 1, 1)
+CF_TIME_UNITS = "days since 1970-01-01"
 
 
 def to_int16(reflectance: np.ndarray) -> np.ndarray:
@@ -63,3 +73,107 @@ class Cube:
 def cube_path(data_dir: Path, aoi: str, year: int) -> Path:
     """Where the cube of an AOI and year lives: ``<data>/cubes/<aoi>/<aoi>_<year>.h5``."""
     return data_dir / "cubes" / aoi / f"{aoi}_{year}.h5"
+
+
+def _grid_mapping(epsg: int) -> dict[str, Any]:
+    """CF grid-mapping attributes of an EPSG CRS: ``crs_wkt`` always, CF parameters where known."""
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    wkt = srs.ExportToWkt()
+    attrs: dict[str, Any] = {"crs_wkt": wkt, "spatial_ref": wkt, "epsg_code": f"EPSG:{epsg}"}
+    if srs.IsGeographic():
+        attrs["grid_mapping_name"] = "latitude_longitude"
+    elif srs.GetAttrValue("PROJECTION") == "Transverse_Mercator":
+        attrs.update(
+            grid_mapping_name="transverse_mercator",
+            scale_factor_at_central_meridian=srs.GetProjParm(osr.SRS_PP_SCALE_FACTOR, 1.0),
+            longitude_of_central_meridian=srs.GetProjParm(osr.SRS_PP_CENTRAL_MERIDIAN, 0.0),
+            latitude_of_projection_origin=srs.GetProjParm(osr.SRS_PP_LATITUDE_OF_ORIGIN, 0.0),
+            false_easting=srs.GetProjParm(osr.SRS_PP_FALSE_EASTING, 0.0),
+            false_northing=srs.GetProjParm(osr.SRS_PP_FALSE_NORTHING, 0.0),
+        )
+    attrs["semi_major_axis"] = srs.GetSemiMajor()
+    attrs["inverse_flattening"] = srs.GetInvFlattening()
+    return attrs
+
+
+def write_cf_layout(
+    f: Any, epsg: int, geotransform: tuple[float, ...], dates: list[dt.date], band_names: list[str]
+) -> None:
+    """Adds the CF coordinates, dimension scales and grid mapping to an open cube file (``h5py.File``).
+
+    Args:
+        f: The cube, open for writing, with ``reflectance`` (time, y, x, band) and ``valid``
+            (time, y, x) and the per-time datasets already written.
+        epsg: The grid's CRS.
+        geotransform: GDAL geotransform of the grid (north up).
+        dates: The composites' centre dates (the time axis).
+        band_names: The band axis.
+    """
+    n_time, rows, cols, _ = f["reflectance"].shape
+    x0, dx, _, y0, _, dy = geotransform
+    projected = epsg != 4326
+    coords = {
+        "time": (
+            np.array([(d - CF_EPOCH).days for d in dates], dtype=np.int32),
+            {
+                "standard_name": "time",
+                "long_name": "composite window centre",
+                "units": CF_TIME_UNITS,
+                "calendar": "proleptic_gregorian",
+                "axis": "T",
+            },
+        ),
+        "y": (
+            y0 + dy * (np.arange(rows) + 0.5),
+            {
+                "standard_name": "projection_y_coordinate" if projected else "latitude",
+                "long_name": "y coordinate of cell centre",
+                "units": "m" if projected else "degrees_north",
+                "axis": "Y",
+            },
+        ),
+        "x": (
+            x0 + dx * (np.arange(cols) + 0.5),
+            {
+                "standard_name": "projection_x_coordinate" if projected else "longitude",
+                "long_name": "x coordinate of cell centre",
+                "units": "m" if projected else "degrees_east",
+                "axis": "X",
+            },
+        ),
+        "band": (np.array([b.encode() for b in band_names]), {"long_name": "spectral band"}),
+    }
+    for name, (values, attrs) in coords.items():
+        scale = f.create_dataset(name, data=values)
+        scale.attrs.update(attrs)
+        scale.make_scale(name)
+    mapping = f.create_dataset("spatial_ref", data=np.int32(0))
+    mapping.attrs.update(_grid_mapping(epsg))
+    mapping.attrs["GeoTransform"] = " ".join(repr(float(v)) for v in geotransform)
+    for name, dims in {"reflectance": ("time", "y", "x", "band"), "valid": ("time", "y", "x")}.items():
+        for axis, dim in enumerate(dims):
+            f[name].dims[axis].attach_scale(f[dim])
+        f[name].attrs["grid_mapping"] = "spatial_ref"
+    f["reflectance"].attrs["scale_factor"] = np.float32(SCALE)  # CF: unpacks to the attribute's type
+    for name in ("band", "dates", "sensors"):
+        if name in f:
+            f[name].attrs["_Encoding"] = "utf-8"  # CF readers decode the byte strings to text
+    f["reflectance"].attrs.update(
+        {"long_name": "surface reflectance, gap-filled composite", "units": "1", "coordinates": "spatial_ref"}
+    )
+    f["valid"].attrs.update(
+        {
+            "long_name": "observed (1) or gap-filled (0)",
+            "flag_values": np.array([0, 1], dtype=np.uint8),
+            "flag_meanings": "gap_filled observed",
+            "coordinates": "spatial_ref",
+        }
+    )
+    for name in f:
+        dataset = f[name]
+        if dataset.ndim == 1 and dataset.shape[0] == n_time and name != "time":
+            dataset.dims[0].attach_scale(f["time"])
+    f.attrs["Conventions"] = "CF-1.8"

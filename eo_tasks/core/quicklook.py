@@ -19,14 +19,23 @@ from eo_tasks.core.files import atomic_path
 DEFAULT_MAX_PX = 1024
 
 
+UNUSED_ENTRY = (255, 255, 255, 0)  # palette entries that are no class: transparent, never black
+
+
 def class_color_table() -> Any:
-    """A GDAL colour table of the platform classes (class 0, no data, transparent)."""
+    """A full 256-entry GDAL colour table of the platform classes.
+
+    Class 0 (no data) and every value that is no class are transparent, so a stray value never
+    shows as a black pixel in QGIS or a browser.
+    """
     from osgeo import gdal
 
     table = gdal.ColorTable()
+    for value in range(256):
+        table.SetColorEntry(value, UNUSED_ENTRY)
     table.SetColorEntry(NODATA_CLASS, (0, 0, 0, 0))
     for cls in CLASSES:
-        table.SetColorEntry(cls.code, (*(int(cls.color[i : i + 2], 16) for i in (1, 3, 5)), 255))
+        table.SetColorEntry(cls.code, (*cls.rgb, 255))
     return table
 
 
@@ -60,8 +69,7 @@ def class_quicklook(
     band.WriteArray(image)
     table = class_color_table()
     for cls in CLASSES:
-        rgb = [int(cls.color[i : i + 2], 16) for i in (1, 3, 5)]
-        table.SetColorEntry(FADED + cls.code, (*(255 - (255 - v) // 4 for v in rgb), 255))
+        table.SetColorEntry(FADED + cls.code, (*(255 - (255 - v) // 4 for v in cls.rgb), 255))
     band.SetColorTable(table)
     band.SetColorInterpretation(gdal.GCI_PaletteIndex)
     band.SetNoDataValue(NODATA_CLASS)
@@ -99,3 +107,18 @@ def raster_quicklook(raster: Path, path: Path, max_px: int = DEFAULT_MAX_PX) -> 
         buf_xsize=-(-cols // step), buf_ysize=-(-rows // step), resample_alg=gdal.GRIORA_NearestNeighbour
     )
     return class_quicklook(np.asarray(classes), path, max_px=max_px)
+
+
+def write_rgb_png(image: np.ndarray, path: Path) -> Path:
+    """Writes an ``(rows, cols, 3)`` uint8 image as an RGB PNG (temporary name, then rename)."""
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    rows, cols, _ = image.shape
+    memory = gdal.GetDriverByName("MEM").Create("", cols, rows, 3, gdal.GDT_Byte)
+    for band in range(3):
+        memory.GetRasterBand(band + 1).WriteArray(np.ascontiguousarray(image[:, :, band]))
+    with atomic_path(path, suffix=".png") as tmp:
+        gdal.GetDriverByName("PNG").CreateCopy(str(tmp), memory, strict=0, options=["ZLEVEL=9"])
+        Path(f"{tmp}.aux.xml").unlink(missing_ok=True)
+    return path

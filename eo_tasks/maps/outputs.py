@@ -9,13 +9,14 @@ survive re-runs: a change region that comes back with the same classes keeps its
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.core.classes import CLASSES, NODATA_CLASS
+from eo_tasks.core.classes import CLASSES, NODATA_CLASS, category_names
 from eo_tasks.core.files import atomic_path
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.raster import srs_wkt
@@ -85,11 +86,12 @@ def map_quicklook_path(cog: Path) -> Path:
     return cog.with_suffix(".png")
 
 
-def _mem_raster(array: np.ndarray, grid: GridSpec, gdal_type: int) -> Any:
+def _mem_raster(array: np.ndarray, grid: GridSpec, gdal_type: int, bands: int = 1) -> Any:
+    """An in-memory GDAL raster on the grid; ``array`` is written to band 1."""
     from osgeo import gdal
 
     rows, cols = array.shape
-    mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal_type)
+    mem = gdal.GetDriverByName("MEM").Create("", cols, rows, bands, gdal_type)
     mem.SetGeoTransform(grid.geotransform)
     mem.SetProjection(srs_wkt(grid.epsg))
     mem.GetRasterBand(1).WriteArray(array)
@@ -97,29 +99,74 @@ def _mem_raster(array: np.ndarray, grid: GridSpec, gdal_type: int) -> Any:
 
 
 def _write_cog(path: Path, mem: Any) -> Path:
-    """Copies an in-memory raster to a COG (mode overviews), under a temporary name, then renamed."""
+    """Copies an in-memory raster to a COG (mode overviews), under a temporary name, then renamed.
+
+    GDAL keeps category names and attribute tables in a ``.aux.xml`` sidecar; it is renamed into
+    place first, so the map never shows up without its class names.
+    """
     from osgeo import gdal
 
     with atomic_path(path) as tmp:
         gdal.GetDriverByName("COG").CreateCopy(
             str(tmp), mem, options=["COMPRESS=DEFLATE", "OVERVIEW_RESAMPLING=MODE", "BLOCKSIZE=256"]
         )
+        sidecar = Path(f"{tmp}.aux.xml")
+        if sidecar.exists():
+            os.replace(sidecar, f"{path}.aux.xml")
+        else:
+            Path(f"{path}.aux.xml").unlink(missing_ok=True)
     return path
 
 
+def _class_table() -> Any:
+    """A raster attribute table: value, class name, title and RGBA of every class (QGIS, ArcGIS)."""
+    from osgeo import gdal
+
+    rat = gdal.RasterAttributeTable()
+    rat.SetTableType(gdal.GRTT_THEMATIC)
+    columns = [
+        ("value", gdal.GFT_Integer, gdal.GFU_MinMax),
+        ("class", gdal.GFT_String, gdal.GFU_Name),
+        ("title", gdal.GFT_String, gdal.GFU_Generic),
+        ("red", gdal.GFT_Integer, gdal.GFU_Red),
+        ("green", gdal.GFT_Integer, gdal.GFU_Green),
+        ("blue", gdal.GFT_Integer, gdal.GFU_Blue),
+    ]
+    for name, kind, usage in columns:
+        rat.CreateColumn(name, kind, usage)
+    rat.SetRowCount(len(CLASSES))
+    for row, cls in enumerate(CLASSES):
+        rat.SetValueAsInt(row, 0, cls.code)
+        rat.SetValueAsString(row, 1, cls.name)
+        rat.SetValueAsString(row, 2, cls.title)
+        for column, value in enumerate(cls.rgb, start=3):
+            rat.SetValueAsInt(row, column, value)
+    return rat
+
+
 def write_class_cog(path: Path, classes: np.ndarray, grid: GridSpec) -> Path:
-    """Writes a class map as a COG with the platform's colour table and mode overviews, atomically."""
+    """Writes a class map as a COG, atomically, with everything a GIS needs to name the classes.
+
+    The band carries the platform's colour table (values that are no class transparent), GDAL
+    category names and a raster attribute table (in the ``.aux.xml`` sidecar), and a QGIS style
+    (``.qml``) is written next to it.
+    """
     from osgeo import gdal
 
     from eo_tasks.core.quicklook import class_color_table
+    from eo_tasks.maps.styles import write_class_style
 
     gdal.UseExceptions()
     mem = _mem_raster(classes.astype(np.uint8), grid, gdal.GDT_Byte)
     band = mem.GetRasterBand(1)
     band.SetRasterColorTable(class_color_table())
+    band.SetCategoryNames(category_names())
+    band.SetDefaultRAT(_class_table())
     band.SetNoDataValue(NODATA_CLASS)
     band.SetDescription("land cover class")
-    return _write_cog(path, mem)
+    _write_cog(path, mem)
+    write_class_style(path)
+    return path
 
 
 def write_change_cog(
@@ -127,23 +174,29 @@ def write_change_cog(
 ) -> Path:
     """Writes the change raster: bands change date (days since 1970-01-01), from-class, to-class.
 
-    0 everywhere a pixel did not change (the no-data value).
+    0 everywhere a pixel did not change (the no-data value). The class bands carry the class
+    names as GDAL categories; a QGIS style (the class after the change) is written next to it.
     """
     from osgeo import gdal
 
+    from eo_tasks.maps.styles import write_change_style
+
     gdal.UseExceptions()
     changed = days > 0
-    rows, cols = days.shape
-    mem = gdal.GetDriverByName("MEM").Create("", cols, rows, 3, gdal.GDT_Int32)
-    mem.SetGeoTransform(grid.geotransform)
-    mem.SetProjection(srs_wkt(grid.epsg))
+    mem = _mem_raster(np.where(changed, days, 0).astype(np.int32), grid, gdal.GDT_Int32, bands=3)
     bands = {"change date (days since 1970-01-01)": days, "class before": from_class, "class after": to_class}
     for i, (name, array) in enumerate(bands.items(), 1):
         band = mem.GetRasterBand(i)
         band.WriteArray(np.where(changed, array, 0).astype(np.int32))
         band.SetNoDataValue(0)
         band.SetDescription(name)
-    return _write_cog(path, mem)
+        if i == 1:
+            band.SetUnitType("days since 1970-01-01")
+        else:
+            band.SetCategoryNames(category_names())
+    _write_cog(path, mem)
+    write_change_style(path)
+    return path
 
 
 def change_regions(

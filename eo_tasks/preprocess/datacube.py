@@ -10,7 +10,10 @@ Layout (the contract other stages read):
 - ``dates`` (time,) ISO dates of the composite windows' centres;
 - ``observed_pixels`` / ``filled_pixels`` (time,) counts, ``sensors`` (time,) e.g. ``"S2+L8"``;
 - attributes: ``crs_wkt``, ``epsg``, ``geotransform``, ``band_names``, ``year``, ``aoi``,
-  ``scenes`` (ids used), ``skipped_scenes`` (JSON: id → reason), ``scene_fingerprint``.
+  ``scenes`` (ids used), ``skipped_scenes`` (JSON: id → reason), ``scene_fingerprint``;
+- CF conventions on top (:func:`eo_tasks.core.cube.write_cf_layout`): dimension scales
+  ``time``/``y``/``x``/``band``, cell-centre coordinates, a ``spatial_ref`` grid mapping, so
+  ``xarray.open_dataset(path, engine="h5netcdf")`` gives a georeferenced dataset.
 
 The file is written under a temporary name and renamed into place, so a run killed halfway leaves
 the previous cube readable.
@@ -32,7 +35,7 @@ import numpy as np
 
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.calendar import Calendar
-from eo_tasks.core.cube import FILL, SCALE, cube_path, to_int16
+from eo_tasks.core.cube import FILL, SCALE, cube_path, to_int16, write_cf_layout
 from eo_tasks.core.files import atomic_path
 from eo_tasks.core.grid import Block, GridSpec, blocks
 from eo_tasks.core.raster import srs_wkt
@@ -210,7 +213,7 @@ def build_cube(
         f.create_dataset("observed_pixels", data=observed_pixels)
         f.create_dataset("filled_pixels", data=filled_pixels)
         f.create_dataset("sensors", data=[s.encode() for s in sensors])
-        _write_attributes(f.attrs, spec, usable, skipped)
+        _write_attributes(f, spec, usable, skipped)
     report = CubeReport(
         path=str(path),
         scenes_used=sum(s.id not in skipped for s in usable),
@@ -223,10 +226,9 @@ def build_cube(
     return report
 
 
-def _write_attributes(
-    attrs: Any, spec: CubeSpec, usable: Sequence[SceneInput], skipped: dict[str, str]
-) -> None:
-
+def _write_attributes(f: Any, spec: CubeSpec, usable: Sequence[SceneInput], skipped: dict[str, str]) -> None:
+    """Writes the attributes of the platform's contract and the CF layout (coordinates, grid mapping)."""
+    attrs = f.attrs
     attrs["crs_wkt"] = srs_wkt(spec.grid.epsg)
     attrs["epsg"] = spec.grid.epsg
     attrs["geotransform"] = spec.grid.geotransform
@@ -237,6 +239,10 @@ def _write_attributes(
     attrs["skipped_scenes"] = json.dumps(skipped)
     attrs["scene_fingerprint"] = scene_fingerprint(usable)
     attrs["created_at"] = dt.datetime.now(dt.UTC).isoformat()
+    attrs["title"] = f"Composites of {spec.aoi} {spec.year} (eo-platform datacube)"
+    write_cf_layout(
+        f, spec.grid.epsg, spec.grid.geotransform, spec.calendar.centers(spec.year), list(spec.bands)
+    )
 
 
 def years_to_build(catalog: SceneCatalog, aoi: AOIConfig, forced: Sequence[int] = ()) -> list[int]:
