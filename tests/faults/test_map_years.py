@@ -121,9 +121,14 @@ def test_two_overlapping_runs_of_a_year_write_it_once(
     assert not stale.exists()
 
 
-def test_a_second_writer_waits_a_bounded_time_then_fails_clearly(root: Path, connect: Callable[[], Any]) -> None:
-    with year_lock(connect(), world.AOI, 2021), pytest.raises(
-        ConcurrentRunError, match="another run is writing the map of faulty 2021 .* stored nothing"
+def test_a_second_writer_waits_a_bounded_time_then_fails_clearly(
+    root: Path, connect: Callable[[], Any]
+) -> None:
+    with (
+        year_lock(connect(), world.AOI, 2021),
+        pytest.raises(
+            ConcurrentRunError, match=r"another run is writing the map of faulty 2021 .* stored nothing"
+        ),
     ):
         world.assemble(connect(), root, 2021, lock_wait_s=1.0)
     assert rows(connect(), "SELECT count(*) FROM lc_map") == [(0,)]

@@ -89,3 +89,33 @@ def test_a_failed_write_leaves_the_previous_year_untouched(conn: Any) -> None:
         assert cur.fetchall() == [("/maps/2022.tif",)]
         cur.execute("SELECT count(*) FROM lc_change")
         assert cur.fetchone() == (2,)
+
+
+def _ids(conn: Any) -> dict[int, tuple[str, Any]]:
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT id, status, reviewed_by FROM lc_change ORDER BY id")
+        return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+
+
+def test_changes_keep_their_ids_and_a_reviewed_change_is_never_dropped(conn: Any) -> None:
+    kept, before, after, dates = _changes()
+    first, second = change_regions(kept, before, after, dates, GRID)
+    replace_year(conn, "alps", 2022, "/maps/a.tif", None, {}, GRID, [first, second])
+    ids = sorted(_ids(conn))
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE lc_change SET status = 'approved', reviewed_by = 'ana' WHERE id = %s", (ids[0],))
+    replace_year(conn, "alps", 2022, "/maps/b.tif", None, {}, GRID, [second, first])  # same changes: same ids
+    assert _ids(conn) == {ids[0]: ("approved", "ana"), ids[1]: ("pending", None)}
+    replace_year(conn, "alps", 2022, "/maps/c.tif", None, {}, GRID, [])  # neither detected any more
+    assert _ids(conn) == {ids[0]: ("approved", "ana")}  # the pending one goes, the reviewed one stays
+
+
+def test_the_store_refuses_a_duplicate_change_row(conn: Any) -> None:
+    kept, before, after, dates = _changes()
+    regions = change_regions(kept, before, after, dates, GRID)
+    replace_year(conn, "alps", 2022, "/maps/a.tif", None, {}, GRID, regions)
+    with pytest.raises(psycopg2.errors.UniqueViolation), conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO lc_change (aoi, year, geom, from_class, to_class, change_date, area_m2) "
+            "SELECT aoi, year, geom, from_class, to_class, change_date, area_m2 FROM lc_change LIMIT 1"
+        )
