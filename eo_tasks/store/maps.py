@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eo_tasks.core.errors import ConcurrentRunError, ServiceUnavailableError
+from eo_tasks.core.errors import CatalogError, ConcurrentRunError, ServiceUnavailableError
 from eo_tasks.core.grid import GridSpec
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def year_transaction(conn: PgConnection, aoi: str, year: int) -> Iterator[PgCurs
     Raises:
         ServiceUnavailableError: The connection was lost (nothing was committed, unless the
             commit itself was under way: the caller keeps the new files then).
+        CatalogError: PostGIS refused a row (an invalid polygon, a constraint); rolled back.
     """
     import psycopg2
 
@@ -123,6 +124,10 @@ def year_transaction(conn: PgConnection, aoi: str, year: int) -> Iterator[PgCurs
         raise ServiceUnavailableError(
             f"lost the PostGIS connection while replacing the map of {aoi} {year}: "
             f"the transaction was rolled back, the previous map stays current ({err})".strip()
+        ) from err
+    except psycopg2.DatabaseError as err:
+        raise CatalogError(
+            f"PostGIS refused the rows of the map of {aoi} {year}; nothing was switched: {err}".strip()
         ) from err
 
 
@@ -149,6 +154,27 @@ def upsert_map(
     )
 
 
+_GEOM = "ST_Multi(ST_Transform(ST_GeomFromText(%(wkt)s, %(epsg)s), 4326))"
+
+
+def _same_change(cur: PgCursor, values: dict[str, Any], which: str) -> int | None:
+    """The stored change (``which``: an SQL condition on ``c``) with the region's classes covering it.
+
+    Same change: same classes, and the intersection covers more than half of both polygons.
+    """
+    cur.execute(
+        f"""
+        SELECT c.id FROM lc_change c, (SELECT {_GEOM} AS g) n
+        WHERE c.aoi = %(aoi)s AND c.from_class = %(from)s AND c.to_class = %(to)s AND {which}
+          AND ST_Area(ST_Intersection(c.geom, n.g)) > 0.5 * GREATEST(ST_Area(c.geom), ST_Area(n.g))
+        ORDER BY ST_Area(ST_Intersection(c.geom, n.g)) DESC, c.id LIMIT 1
+        """,
+        values,
+    )
+    found = cur.fetchone()
+    return None if found is None else int(found[0])
+
+
 def sync_changes(
     cur: PgCursor, aoi: str, year: int, grid: GridSpec, changes: Sequence[ChangeRegion]
 ) -> list[int]:
@@ -156,7 +182,10 @@ def sync_changes(
 
     A detected region that overlaps a stored change of the same year with the same classes by
     more than half of both areas is that change: its row is updated in place (same id, same
-    review). Other regions are inserted as ``pending``. Stored changes no longer detected are
+    review). A region that is a change rejected in an earlier year's map, found again because
+    the rejection put the old class back (same classes and place, dated no later than that
+    year), is inserted already rejected, with the reviewer and time of the rejection. Other
+    regions are inserted as ``pending``. Stored changes of the year no longer detected are
     deleted if pending; a reviewed one is kept (an approved change carried back into the
     previous year's map is not detected again, and its review must survive).
 
@@ -165,7 +194,6 @@ def sync_changes(
     """
     ids: list[int] = []
     for change in changes:
-        geom = "ST_Multi(ST_Transform(ST_GeomFromText(%(wkt)s, %(epsg)s), 4326))"
         values = {
             "aoi": aoi,
             "year": year,
@@ -177,30 +205,29 @@ def sync_changes(
             "area": change.area_m2,
             "taken": ids,
         }
-        cur.execute(
-            f"""
-            SELECT id FROM lc_change c, (SELECT {geom} AS g) n
-            WHERE c.aoi = %(aoi)s AND c.year = %(year)s AND c.from_class = %(from)s
-              AND c.to_class = %(to)s AND NOT c.id = ANY(%(taken)s::bigint[])
-              AND ST_Area(ST_Intersection(c.geom, n.g)) > 0.5 * GREATEST(ST_Area(c.geom), ST_Area(n.g))
-            ORDER BY ST_Area(ST_Intersection(c.geom, n.g)) DESC, c.id LIMIT 1
-            """,
-            values,
-        )
-        found = cur.fetchone()
-        if found is not None:
+        same = _same_change(cur, values, "c.year = %(year)s AND NOT c.id = ANY(%(taken)s::bigint[])")
+        if same is not None:
             cur.execute(
-                f"UPDATE lc_change SET geom = {geom}, change_date = %(date)s, area_m2 = %(area)s "
+                f"UPDATE lc_change SET geom = {_GEOM}, change_date = %(date)s, area_m2 = %(area)s "
                 "WHERE id = %(id)s RETURNING id",
-                {**values, "id": found[0]},
+                {**values, "id": same},
             )
         else:
+            rejected = _same_change(
+                cur,
+                values,
+                "c.year < %(year)s AND c.status = 'rejected' AND %(date)s <= make_date(c.year, 12, 31)",
+            )
             cur.execute(
                 f"""
-                INSERT INTO lc_change (aoi, year, geom, from_class, to_class, change_date, area_m2)
-                VALUES (%(aoi)s, %(year)s, {geom}, %(from)s, %(to)s, %(date)s, %(area)s) RETURNING id
+                INSERT INTO lc_change (aoi, year, geom, from_class, to_class, change_date, area_m2,
+                                       status, reviewed_by, reviewed_at)
+                SELECT %(aoi)s, %(year)s, {_GEOM}, %(from)s, %(to)s, %(date)s, %(area)s,
+                       coalesce(r.status, 'pending'), r.reviewed_by, r.reviewed_at
+                FROM (SELECT 1) one LEFT JOIN lc_change r ON r.id = %(rejected)s
+                RETURNING id
                 """,
-                values,
+                {**values, "rejected": rejected},
             )
         ids.append(int(cur.fetchone()[0]))
     cur.execute(
