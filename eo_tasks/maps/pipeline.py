@@ -21,6 +21,7 @@ import numpy as np
 
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.cube import Cube, cube_path
+from eo_tasks.core.errors import CatalogError
 from eo_tasks.maps import annual_maps
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
@@ -125,6 +126,7 @@ def assemble_year(
     Raises:
         ConcurrentRunError: Another run kept the year locked for longer than ``lock_wait_s``.
         ServiceUnavailableError: The store went away; the previous map stays current.
+        CatalogError: A cube no longer matches its checksum (it is marked for rebuild).
     """
     year, start = int(values["year"]), time.perf_counter()
     labels = Path(values["out_dir"])
@@ -150,6 +152,14 @@ def _assemble(
     conn: PgConnection, config: AOIConfig, values: dict[str, Any], data: Path, lock_wait_s: float
 ) -> annual_maps.StoredYear:
     year = int(values["year"])
+    catalog = SceneCatalog(conn)
+    for cube_year in map_years(config, year):
+        problem = catalog.verify_datacube(config.name, cube_year)
+        if problem:
+            raise CatalogError(
+                f"{config.name} {year}: {problem}; the cube is marked for rebuild "
+                f"(preprocess_{config.name}) and no map was made from it"
+            )
     series = annual_maps.read_labels(Path(values["out_dir"]), config.grid, config.maps.block_px)
     cubes = [Cube.open(Path(p)) for p in values["cubes"]]
     card = read_card(Path(values["model_dir"]))

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from eo_tasks.core.errors import CatalogError
 from eo_tasks.core.scenes import AssetRef, SceneRecord
 from eo_tasks.maps.pipeline import inference_inputs
 from eo_tasks.preprocess.datacube import scene_fingerprint, years_to_build
 from eo_tasks.store.scenes import SceneCatalog
 from tests.faults import world
+from tests.faults.conftest import rows
 
 
 def _ready_scenes(catalog: SceneCatalog, root: Path) -> None:
@@ -60,6 +62,11 @@ def test_a_corrupted_cube_is_flagged_for_rebuild_and_not_used(
     assert catalog.datacube_fingerprint(world.AOI, 2022) is None  # not used until rebuilt ...
     assert catalog.datacube_fingerprint(world.AOI, 2021) is not None
     assert years_to_build(catalog, config) == [2022]  # ... and the preprocess step rebuilds it
+    with pytest.raises(
+        CatalogError, match=r"faulty 2022: cube file .* no longer matches .* marked for rebuild"
+    ):
+        world.assemble(catalog.conn, root, 2022)  # the assemble step checks its cubes too
+    assert [y for (y,) in rows(catalog.conn, "SELECT year FROM lc_map")] == [2021]
 
     cube.write_bytes(bytes(raw[: len(raw) // 2]))  # truncated by a second fault: still flagged, reason kept
     assert "no longer matches" in inference_inputs(catalog, config, 2022, data, "/venv").missing[0]
