@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,8 +110,9 @@ def assemble_year(
 ) -> annual_maps.StoredYear:
     """The year's map and changes from the job's labels, written to files, STAC and PostGIS.
 
-    The whole assembly holds the AOI-year's lock: a second run of the same year (a catchup and a
-    backfill, two manual runs) waits for it, then reads the stored state the first one left.
+    The whole assembly holds the AOI-year's lock, and the previous year's (whose map it reads): a
+    second run of the same year (a catchup and a backfill, two manual runs) or a review of one of
+    these maps waits for it, then reads the stored state the first one left.
     Other runs' label folders of the year (another model or other cubes) are removed after the
     year is stored, under the lock, once nothing touched them for :data:`LABELS_KEEP_S`: a run
     marks its folder when it starts assembling, and an inference job writes into its folder, so an
@@ -132,7 +134,9 @@ def assemble_year(
     labels = Path(values["out_dir"])
     if labels.is_dir():
         os.utime(labels)  # in use: no other run removes it while this one waits for the lock
-    with year_lock(conn, config.name, year, lock_wait_s):
+    with ExitStack() as locks:  # the previous year too: its map (and its reviews) must not change meanwhile
+        for locked in map_years(config, year):
+            locks.enter_context(year_lock(conn, config.name, locked, lock_wait_s))
         stored = _assemble(conn, config, values, data, lock_wait_s)
         _remove_stale_labels(labels)
     log.info(

@@ -209,3 +209,37 @@ def test_a_killed_assemble_leaves_nothing_the_next_run_cannot_fix(
     world.assemble(conn, root, 2022)  # the lock died with the killed session: the next run goes ahead
     assert rows(conn, CHANGES_SQL) == reviewed
     check_consistent(conn, root, 2022)
+
+
+def test_a_review_during_a_rerun_waits_and_lands_in_the_new_version(
+    root: Path, connect: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = connect()
+    ids = _two_years(conn, root)
+    inside, release = threading.Event(), threading.Event()
+    write_files = versions.write_files
+
+    def held(*args: Any, **kwargs: Any) -> None:  # the re-run stops inside its transaction
+        write_files(*args, **kwargs)
+        inside.set()
+        release.wait(30)
+
+    monkeypatch.setattr(versions, "write_files", held)
+    rerun = threading.Thread(target=world.assemble, args=(connect(), root, 2022))
+    rerun.start()
+    assert inside.wait(30)
+    with pytest.raises(ConcurrentRunError, match="another run is writing the map of faulty 2022"):
+        apply_review(connect(), Review(ids["B"], "reject", "ben"), lock_wait_s=0.5)
+    outcome: list[Any] = []
+    review = threading.Thread(
+        target=lambda: outcome.append(apply_review(connect(), Review(ids["B"], "reject", "ben")))
+    )
+    review.start()
+    threading.Event().wait(1.0)
+    assert not outcome  # it waits for the re-run ...
+    release.set()
+    rerun.join(60)
+    review.join(60)
+    assert outcome and outcome[0].pixels_updated == 150  # ... then rewrites the version the re-run made
+    assert rows(conn, "SELECT status FROM lc_change WHERE id = %s", ids["B"]) == [("rejected",)]
+    check_consistent(conn, root, 2022)
