@@ -47,6 +47,10 @@ class CatalogError(EOError, LookupError):
     """The scene catalog has no such scene, or a row is in an impossible state."""
 
 
+class ConcurrentRunError(EOError, RuntimeError):
+    """Another run holds the lock of the same output (e.g. the map of one AOI-year) for too long."""
+
+
 class ProviderError(EOError, ConnectionError):
     """A scene provider (hub, STAC API, archive) failed to answer a search or a download."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,11 +29,12 @@ import numpy as np
 from eo_tasks.core.aoi import ChangeParams
 from eo_tasks.core.classes import NODATA_CLASS
 from eo_tasks.core.cube import Cube
-from eo_tasks.core.errors import ConfigError, IncompleteOutputError
+from eo_tasks.core.errors import ConfigError, IncompleteOutputError, ServiceUnavailableError
 from eo_tasks.core.grid import GridSpec, blocks
+from eo_tasks.maps import versions
 from eo_tasks.maps.changes import analyse_sequences, break_composite, drop_small_regions, embed_changes
 from eo_tasks.maps.infer import BLOCK_FILE
-from eo_tasks.store.maps import map_cog_path, replace_year
+from eo_tasks.store import maps as maps_store
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
@@ -245,11 +247,16 @@ def store_year(
     data_dir: Path,
     model_id: str | None,
     provenance: dict[str, Any],
+    lock_wait_s: float = maps_store.YEAR_LOCK_WAIT_S,
 ) -> StoredYear:
-    """Writes a year's COGs, quicklooks and STAC item, then replaces its rows in PostGIS.
+    """Writes a year's files as a new version and switches the rows, STAC item and pointer to it.
 
-    Files are renamed into place one by one; the rows are replaced in one transaction last, so a
-    failure before it leaves the previous rows untouched (and the next run rewrites the files).
+    Under the AOI-year's lock (one writer at a time): one transaction updates the year's change
+    rows (each change keeps its id and review), puts the reviews' decisions into the map's pixels,
+    writes every file into a new version folder and points ``lc_map`` at it. After the commit the
+    year's STAC item and ``CURRENT`` pointer name the new version and older versions are removed.
+    A failure before the commit removes the new folder: the previous version's files, rows and
+    STAC item stay exactly as they were.
 
     Args:
         conn: The PostGIS store.
@@ -261,25 +268,48 @@ def store_year(
         data_dir: The platform's data directory.
         model_id: The model the labels came from.
         provenance: Links for the STAC item: ``model_card``, ``cubes``, ``scenes``.
+        lock_wait_s: How long to wait for another run writing the same year.
 
     Returns:
         The summary.
+
+    Raises:
+        ConcurrentRunError: Another run kept the year locked for longer than ``lock_wait_s``.
+        ServiceUnavailableError: The store went away; nothing was switched.
     """
-    from eo_tasks.core.quicklook import change_quicklook, class_quicklook
-    from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas, write_change_cog, write_class_cog
+    from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas
     from eo_tasks.maps.stac import write_year_item
 
-    paths = MapPaths.for_year(data_dir, aoi, year)
-    write_class_cog(paths.classes, result.classes, grid)
-    write_class_cog(paths.annual_baseline, annual, grid)
-    write_change_cog(paths.changes, result.change_days, result.from_class, result.to_class, grid)
-    class_quicklook(result.classes, paths.classes_png)
-    change_quicklook(result.classes, result.changed, paths.changes_png)
     regions = change_regions(result.changed, result.from_class, result.to_class, result.change_days, grid)
-    areas = class_areas(result.classes, grid.resolution)
-    write_year_item(data_dir, aoi, year, grid, paths, model_id, provenance, len(regions))
-    replace_year(conn, aoi, year, str(paths.classes), model_id, areas, grid, regions)
-    return StoredYear(aoi, year, str(paths.classes), len(regions), int(result.changed.sum()), areas)
+    with maps_store.year_lock(conn, aoi, year, lock_wait_s):
+        paths = MapPaths.new_version(data_dir, aoi, year)
+        committing = False
+        try:
+            with maps_store.year_transaction(conn, aoi, year) as cur:
+                maps_store.sync_changes(cur, aoi, year, grid, regions)
+                reviewed = maps_store.reviewed_changes(cur, aoi, year, grid.epsg)
+                classes = versions.apply_reviews(result.classes, reviewed, year, grid)
+                areas = class_areas(classes, grid.resolution)
+                detected = {
+                    "changed": result.changed,
+                    "days": result.change_days,
+                    "from_class": result.from_class,
+                    "to_class": result.to_class,
+                }
+                versions.write_files(paths, classes, detected, annual, grid)
+                maps_store.upsert_map(cur, aoi, year, str(paths.classes), model_id, areas, grid)
+                committing = True
+        except BaseException as err:
+            # Nothing points at the new files, unless the connection died during the commit (it may
+            # have gone through): then they stay, and the next run of the year removes them if unused.
+            if not (committing and isinstance(err, ServiceUnavailableError)):
+                shutil.rmtree(paths.folder, ignore_errors=True)
+            raise
+        write_year_item(data_dir, aoi, year, grid, paths, model_id, provenance, len(regions))
+        versions.switch_current(paths)
+        versions.remove_old_versions(paths)
+    changed = int(result.changed.sum())
+    return StoredYear(aoi, year, str(paths.classes), len(regions), changed, areas)
 
 
 def previous_map(conn: PgConnection, aoi: str, year: int) -> np.ndarray:
@@ -290,7 +320,7 @@ def previous_map(conn: PgConnection, aoi: str, year: int) -> np.ndarray:
     """
     from eo_tasks.maps.review import read_class_map
 
-    cog_path = map_cog_path(conn, aoi, year)
+    cog_path = maps_store.map_cog_path(conn, aoi, year)
     if cog_path is None or not Path(cog_path).is_file():
         raise IncompleteOutputError(
             f"{aoi} has no map of {year}: make the years in order (it is needed first)"

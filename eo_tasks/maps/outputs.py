@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,34 +27,66 @@ if TYPE_CHECKING:
     pass
 
 
+CURRENT_FILE = "CURRENT"  # in a year's folder: the name of its current version (written after the commit)
+
+
 @dataclass(frozen=True)
 class MapPaths:
-    """Where one AOI-year's outputs live: ``<data>/maps/<aoi>/<year>/`` (the AOI and year in every name).
+    """Where one AOI-year's outputs live: ``<data>/maps/<aoi>/<year>/<version>/``.
+
+    Each run writes a new version folder; the database transaction switches ``lc_map`` to it, the
+    year's STAC item (in the year's folder) and ``CURRENT`` then name it, and older versions are
+    removed. ``version`` empty is the unversioned layout (files directly in the year's folder).
 
     Attributes:
         root: The year's directory.
         aoi: AOI name.
         year: Map year.
+        version: The version folder's name (``v…``), or empty.
     """
 
     root: Path
     aoi: str
     year: int
+    version: str = ""
 
     @classmethod
-    def for_year(cls, data_dir: Path, aoi: str, year: int) -> MapPaths:
-        """The layout of ``aoi``'s outputs for ``year``."""
-        return cls(data_dir / "maps" / aoi / str(year), aoi, year)
+    def for_year(cls, data_dir: Path, aoi: str, year: int, version: str | None = None) -> MapPaths:
+        """The layout of ``aoi``'s outputs for ``year``.
+
+        Args:
+            data_dir: The platform's data root.
+            aoi: AOI name.
+            year: Map year.
+            version: A version folder; None: the year's current one (the unversioned layout if
+                the year has none).
+        """
+        root = data_dir / "maps" / aoi / str(year)
+        if version is None:
+            pointer = root / CURRENT_FILE
+            version = pointer.read_text().strip() if pointer.is_file() else ""
+        return cls(root, aoi, year, version)
+
+    @classmethod
+    def new_version(cls, data_dir: Path, aoi: str, year: int) -> MapPaths:
+        """A fresh version folder's layout (time-ordered, unique)."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        return cls.for_year(data_dir, aoi, year, f"v{stamp}-{uuid.uuid4().hex[:6]}")
+
+    @property
+    def folder(self) -> Path:
+        """The folder of this version's files."""
+        return self.root / self.version if self.version else self.root
 
     @property
     def classes(self) -> Path:
         """The annual land-cover map (COG, colour table)."""
-        return self.root / f"lc_{self.aoi}_{self.year}.tif"
+        return self.folder / f"lc_{self.aoi}_{self.year}.tif"
 
     @property
     def changes(self) -> Path:
         """The change raster (COG; bands: date as days since 1970-01-01, from-class, to-class)."""
-        return self.root / f"changes_{self.aoi}_{self.year}.tif"
+        return self.folder / f"changes_{self.aoi}_{self.year}.tif"
 
     @property
     def classes_png(self) -> Path:
@@ -68,12 +101,22 @@ class MapPaths:
     @property
     def annual_baseline(self) -> Path:
         """The per-year classifier's map without sequence analysis (a baseline for evaluation)."""
-        return self.root / f"baseline_{self.aoi}_{self.year}.tif"
+        return self.folder / f"baseline_{self.aoi}_{self.year}.tif"
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file of this version (the STAC item aside)."""
+        return (self.classes, self.changes, self.classes_png, self.changes_png, self.annual_baseline)
 
     @property
     def stac_item(self) -> Path:
-        """The year's STAC item."""
+        """The year's STAC item (in the year's folder; its assets point into the current version)."""
         return self.root / f"{self.aoi}_{self.year}.json"
+
+    @property
+    def current_file(self) -> Path:
+        """The pointer naming the year's current version."""
+        return self.root / CURRENT_FILE
 
     @property
     def labels(self) -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +22,12 @@ import numpy as np
 
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.cube import Cube, cube_path
+from eo_tasks.core.errors import CatalogError
 from eo_tasks.maps import annual_maps
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.models import read_card
-from eo_tasks.store.maps import map_cog_path
+from eo_tasks.store.maps import YEAR_LOCK_WAIT_S, map_cog_path, year_lock
 from eo_tasks.store.models import approved_model
 from eo_tasks.store.scenes import SceneCatalog
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 log = logging.getLogger(__name__)
+LABELS_KEEP_S = 24 * 3600.0  # another run's label folder untouched this long is stale
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ def inference_inputs(
 ) -> InferenceInputs:
     """Checks the year's inputs in the store; the inference job's values once all exist.
 
+    Each cube's file is checked against its checksum first; a cube that no longer matches is
+    marked for rebuild (the preprocess step's ``years_to_build`` picks it up) and reported missing,
+    with the reason.
+
     Args:
         catalog: The store's catalog (cubes and models).
         config: The AOI.
@@ -66,10 +74,15 @@ def inference_inputs(
         model_id: A pinned model (it must be approved); None: the newest approved model.
     """
     years = map_years(config, year)
+    problems = {y: catalog.verify_datacube(config.name, y) for y in years}
     fingerprints = [catalog.datacube_fingerprint(config.name, y) for y in years]
     model = approved_model(catalog.conn, config.name, model_id)
     has_previous = year == config.first_year or map_cog_path(catalog.conn, config.name, year - 1) is not None
-    missing = [f"cube {y}" for y, f in zip(years, fingerprints, strict=True) if f is None]
+    missing = [
+        f"cube {y}" + (f" (rebuild by preprocess_{config.name}: {problems[y]})" if problems[y] else "")
+        for y, f in zip(years, fingerprints, strict=True)
+        if f is None
+    ]
     wanted = f"model {model_id}" if model_id else f"a model (train_{config.name})"
     missing += [] if model else [f"{wanted}, approved"]
     missing += [] if has_previous else [f"the map of {year - 1} (make it first)"]
@@ -92,22 +105,69 @@ def inference_inputs(
 
 
 def assemble_year(
-    conn: PgConnection, config: AOIConfig, values: dict[str, Any], data: Path
+    conn: PgConnection,
+    config: AOIConfig,
+    values: dict[str, Any],
+    data: Path,
+    lock_wait_s: float = YEAR_LOCK_WAIT_S,
 ) -> annual_maps.StoredYear:
     """The year's map and changes from the job's labels, written to files, STAC and PostGIS.
 
-    Earlier runs' label folders of the year (another model or other cubes) are removed after the
-    year is stored.
+    The whole assembly holds the AOI-year's lock, and the previous year's (whose map it reads): a
+    second run of the same year (a catchup and a backfill, two manual runs) or a review of one of
+    these maps waits for it, then reads the stored state the first one left.
+    Other runs' label folders of the year (another model or other cubes) are removed after the
+    year is stored, under the lock, once nothing touched them for :data:`LABELS_KEEP_S`: a run
+    marks its folder when it starts assembling, and an inference job writes into its folder, so an
+    overlapping run's labels are never removed under it.
 
     Args:
         conn: The PostGIS store.
         config: The AOI.
         values: The inference job's values (:func:`inference_inputs`).
         data: The platform's data root.
+        lock_wait_s: How long to wait for another run writing the same year.
+
+    Raises:
+        ConcurrentRunError: Another run kept the year locked for longer than ``lock_wait_s``.
+        ServiceUnavailableError: The store went away; the previous map stays current.
+        CatalogError: A cube no longer matches its checksum (it is marked for rebuild).
     """
     year, start = int(values["year"]), time.perf_counter()
     labels = Path(values["out_dir"])
-    series = annual_maps.read_labels(labels, config.grid, config.maps.block_px)
+    if labels.is_dir():
+        os.utime(labels)  # in use: no other run removes it while this one waits for the lock
+    with ExitStack() as locks:  # the previous year too: its map (and its reviews) must not change meanwhile
+        for locked in map_years(config, year):
+            locks.enter_context(year_lock(conn, config.name, locked, lock_wait_s))
+        stored = _assemble(conn, config, values, data, lock_wait_s)
+        _remove_stale_labels(labels)
+    log.info(
+        "%s %d: %d changes (%d px) in %.1f s; class areas (ha): %s; map %s",
+        config.name,
+        year,
+        stored.changes,
+        stored.changed_pixels,
+        time.perf_counter() - start,
+        {k: round(v, 1) for k, v in stored.class_areas_ha.items() if v},
+        stored.map_path,
+    )
+    return stored
+
+
+def _assemble(
+    conn: PgConnection, config: AOIConfig, values: dict[str, Any], data: Path, lock_wait_s: float
+) -> annual_maps.StoredYear:
+    year = int(values["year"])
+    catalog = SceneCatalog(conn)
+    for cube_year in map_years(config, year):
+        problem = catalog.verify_datacube(config.name, cube_year)
+        if problem:
+            raise CatalogError(
+                f"{config.name} {year}: {problem}; the cube is marked for rebuild "
+                f"(preprocess_{config.name}) and no map was made from it"
+            )
+    series = annual_maps.read_labels(Path(values["out_dir"]), config.grid, config.maps.block_px)
     cubes = [Cube.open(Path(p)) for p in values["cubes"]]
     card = read_card(Path(values["model_dir"]))
     if year == config.first_year:
@@ -124,20 +184,35 @@ def assemble_year(
         "cubes": values["cubes"],
         "scenes": scenes,
     }
-    stored = annual_maps.store_year(
-        conn, config.name, year, config.grid, result, series.annual, data, values["model_id"], provenance
-    )
-    for stale in labels.parent.iterdir():
-        if stale != labels:
-            shutil.rmtree(stale, ignore_errors=True)
-    log.info(
-        "%s %d: %d changes (%d px) in %.1f s; class areas (ha): %s; map %s",
+    return annual_maps.store_year(
+        conn,
         config.name,
         year,
-        stored.changes,
-        stored.changed_pixels,
-        time.perf_counter() - start,
-        {k: round(v, 1) for k, v in stored.class_areas_ha.items() if v},
-        stored.map_path,
+        config.grid,
+        result,
+        series.annual,
+        data,
+        values["model_id"],
+        provenance,
+        lock_wait_s,
     )
-    return stored
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.iterdir())])
+
+
+def _remove_stale_labels(labels: Path) -> None:
+    """Removes the year's other label folders untouched for :data:`LABELS_KEEP_S` (under the year's lock)."""
+    if not labels.parent.is_dir():
+        return
+    cutoff = time.time() - LABELS_KEEP_S
+    for other in labels.parent.iterdir():
+        if other == labels or not other.is_dir():
+            continue
+        try:
+            if _newest_mtime(other) < cutoff:
+                shutil.rmtree(other, ignore_errors=True)
+                log.info("removed the stale label folder %s", other)
+        except FileNotFoundError:
+            continue  # removed meanwhile

@@ -9,14 +9,18 @@ and the maps follow it, as in Sedona et al. (2023):
 - **reject**: the pixels return to the class before the change in the maps from the detection year on.
 
 Only pixels inside the change polygon that still hold the class being replaced are rewritten, so a
-later change over the same place is never overwritten. The review, the ``lc_map`` class areas and
-row locks on the maps concerned (so concurrent reviews of one map queue) form one transaction; each
-COG is replaced atomically inside it, just before the commit — if the commit itself failed, the
-files would be ahead of the rows until the next review or re-run of that year.
+later change over the same place is never overwritten. A review first takes the locks of its
+maps' years, those the runs making a year hold, so it never interleaves with a re-run (and a re-run
+keeps its decision: :func:`eo_tasks.maps.versions.apply_reviews`). The review, the ``lc_map``
+class areas and row locks on the maps concerned (so concurrent reviews of one map queue) form one
+transaction; each COG is replaced atomically inside it, just before the commit — if the commit
+itself failed, the files would be ahead of the rows until the next review or re-run of that year
+(a re-run draws the pixels from the recorded statuses).
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,11 +33,13 @@ from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook
 from eo_tasks.maps.outputs import class_areas, map_quicklook_path, write_class_cog
 from eo_tasks.store import review as review_store
+from eo_tasks.store.maps import year_lock
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 ACTIONS = ("approve", "reject", "relabel")
+REVIEW_LOCK_WAIT_S = 60.0  # a review waits this long for a run re-making one of its maps
 
 
 @dataclass(frozen=True)
@@ -126,19 +132,37 @@ def held_class(status: str, row: dict[str, Any], year: int) -> int:
     return int(after if year >= first else row["from_class"])
 
 
-def apply_review(conn: PgConnection, review: Review) -> ReviewOutcome:
+def apply_review(
+    conn: PgConnection, review: Review, lock_wait_s: float = REVIEW_LOCK_WAIT_S
+) -> ReviewOutcome:
     """Records a review and rewrites the maps it concerns, in one transaction.
+
+    The maps' years are locked first (the locks the runs that make those years hold), so a review
+    never interleaves with a run re-making one of its maps: it waits for the run, then rewrites
+    the version the run switched to.
 
     Args:
         conn: The PostGIS store (psycopg2).
         review: The decision.
+        lock_wait_s: How long to wait for a run making one of the maps.
 
     Returns:
         What changed.
 
     Raises:
         CatalogError: No change with that id.
+        ConcurrentRunError: A run kept one of the maps locked for longer than ``lock_wait_s``.
     """
+    found = review_store.change_map_years(conn, review.change_id)
+    if found is None:
+        raise CatalogError(f"no change with id {review.change_id}")
+    with ExitStack() as locks:
+        for year in found[1]:
+            locks.enter_context(year_lock(conn, found[0], year, lock_wait_s))
+        return _apply(conn, review)
+
+
+def _apply(conn: PgConnection, review: Review) -> ReviewOutcome:
     status = "rejected" if review.action == "reject" else "approved"
     updated: list[int] = []
     pixels = 0

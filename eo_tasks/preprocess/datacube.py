@@ -36,7 +36,7 @@ import numpy as np
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.calendar import Calendar
 from eo_tasks.core.cube import FILL, SCALE, cube_path, to_int16, write_cf_layout
-from eo_tasks.core.files import atomic_path
+from eo_tasks.core.files import atomic_path, file_digest
 from eo_tasks.core.grid import Block, GridSpec, blocks
 from eo_tasks.core.raster import srs_wkt
 from eo_tasks.core.scenes import SceneInput
@@ -280,5 +280,6 @@ def build_year(
         used,
         report.scenes_skipped,
         aoi.composites_per_year,
+        sha256=file_digest(path),
     )
     return report

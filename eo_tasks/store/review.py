@@ -228,3 +228,23 @@ def record_review(cur: PgCursor, change_id: int, status: str, new_class: int | N
         "UPDATE lc_change SET status = %s, new_class = %s, reviewed_by = %s, reviewed_at = %s WHERE id = %s",
         (status, new_class, reviewer, dt.datetime.now(dt.UTC), change_id),
     )
+
+
+def change_map_years(conn: PgConnection, change_id: int) -> tuple[str, list[int]] | None:
+    """``(aoi, years)`` of the maps a review of the change may rewrite (from its first year on).
+
+    The first year is the earlier of its detection year and its date's year. None if there is no
+    such change. Read without locks: the review locks these years before its transaction.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.aoi, array_agg(m.year ORDER BY m.year) FILTER (WHERE m.year IS NOT NULL)
+            FROM lc_change c
+            LEFT JOIN lc_map m ON m.aoi = c.aoi AND m.year >= least(c.year, extract(year FROM c.change_date))
+            WHERE c.id = %s GROUP BY c.aoi
+            """,
+            (change_id,),
+        )
+        row = cur.fetchone()
+    return None if row is None else (str(row[0]), [int(y) for y in row[1] or []])

@@ -11,9 +11,11 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eo_tasks.core.errors import CatalogError
+from eo_tasks.core.files import file_digest
 from eo_tasks.core.scenes import AssetRef, SceneInput, SceneRecord
 
 if TYPE_CHECKING:
@@ -233,11 +235,65 @@ class SceneCatalog:
             return [int(row[0]) for row in cur.fetchall()]
 
     def datacube_fingerprint(self, aoi: str, year: int) -> str | None:
-        """The scene fingerprint of the AOI's registered cube of ``year`` (None if there is none)."""
+        """The scene fingerprint of the AOI's registered cube of ``year``.
+
+        None if there is none, or if its file failed its checksum (:meth:`verify_datacube`): the
+        preprocess step then rebuilds it, and the stages that read it wait for the rebuild.
+        """
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT scene_fingerprint FROM datacube WHERE aoi = %s AND year = %s", (aoi, year))
+            cur.execute(
+                "SELECT scene_fingerprint FROM datacube "
+                "WHERE aoi = %s AND year = %s AND stale_reason IS NULL",
+                (aoi, year),
+            )
             row = cur.fetchone()
         return None if row is None else str(row[0])
+
+    def datacube_stale_reason(self, aoi: str, year: int) -> str | None:
+        """Why the AOI's cube of ``year`` must be rebuilt (None if it is fine or not registered)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT stale_reason FROM datacube WHERE aoi = %s AND year = %s", (aoi, year))
+            row = cur.fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def verify_datacube(self, aoi: str, year: int) -> str | None:
+        """Checks the registered cube's file against its checksum; a cube that fails is marked for rebuild.
+
+        Returns:
+            Why the cube cannot be used (also stored as its ``stale_reason``), or None when it
+            matches, has no checksum recorded (registered before checksums existed), or is not
+            registered at all.
+        """
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT path, sha256, stale_reason FROM datacube WHERE aoi = %s AND year = %s", (aoi, year)
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        path, expected, stale = Path(row[0]), row[1], row[2]
+        if stale is not None:
+            return str(stale)
+        if expected is None:
+            log.warning("cube %s %d (%s) has no checksum in the catalog: not verified", aoi, year, path)
+            return None
+        if not path.is_file():
+            reason = f"cube file {path} is missing"
+        else:
+            actual = file_digest(path)
+            if actual == expected:
+                return None
+            reason = (
+                f"cube file {path} no longer matches its checksum "
+                f"(sha256 {actual[:12]}…, catalog {expected[:12]}…)"
+            )
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE datacube SET stale_reason = %s WHERE aoi = %s AND year = %s AND sha256 = %s",
+                (reason, aoi, year, expected),
+            )
+        log.warning("cube %s %d marked for rebuild: %s", aoi, year, reason)
+        return reason
 
     def record_datacube(
         self,
@@ -248,20 +304,34 @@ class SceneCatalog:
         scenes: Sequence[str],
         skipped: dict[str, str],
         n_composites: int,
+        sha256: str | None = None,
     ) -> None:
-        """Registers (or replaces) the cube of an AOI and year and marks its scenes used, atomically."""
+        """Registers (or replaces) the cube of an AOI and year and marks its scenes used, atomically.
+
+        Args:
+            aoi: AOI name.
+            year: Cube year.
+            path: The cube file.
+            fingerprint: Fingerprint of the scenes it was built from.
+            scenes: Ids of the scenes used.
+            skipped: Scenes left out, id → reason.
+            n_composites: Composites per year.
+            sha256: The file's SHA-256 (computed from ``path`` when not given).
+        """
+        if sha256 is None:
+            sha256 = file_digest(Path(path))
         with self.conn, self.conn.cursor() as cur:
             cur.execute(
                 """
                 INSERT INTO datacube
-                    (aoi, year, path, scene_fingerprint, scenes, skipped_scenes, n_composites)
-                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                    (aoi, year, path, scene_fingerprint, scenes, skipped_scenes, n_composites, sha256)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (aoi, year) DO UPDATE SET path = EXCLUDED.path,
                     scene_fingerprint = EXCLUDED.scene_fingerprint, scenes = EXCLUDED.scenes,
                     skipped_scenes = EXCLUDED.skipped_scenes, n_composites = EXCLUDED.n_composites,
-                    created_at = now()
+                    sha256 = EXCLUDED.sha256, stale_reason = NULL, created_at = now()
                 """,
-                (aoi, year, path, fingerprint, list(scenes), json.dumps(skipped), n_composites),
+                (aoi, year, path, fingerprint, list(scenes), json.dumps(skipped), n_composites, sha256),
             )
             cur.execute(
                 "UPDATE scene SET state = 'used', updated_at = now() WHERE id = ANY(%s) AND state = 'ready'",

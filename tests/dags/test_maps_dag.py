@@ -25,6 +25,7 @@ from airflow.utils.state import DagRunState
 from osgeo import gdal
 
 from eo_tasks.core.raster import read_raster
+from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.store.models import record_model, set_model_status
 from tests.compute.synthetic import write_trainset
 from tests.conftest import REPO
@@ -120,7 +121,8 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     rows = query(platform_env, "SELECT year, cog_path, model_id IS NOT NULL FROM lc_map ORDER BY year")
     assert [(r[0], r[2]) for r in rows] == [(2021, True), (2022, True)]
     first, second = (read_raster(Path(r[1])) for r in rows)
-    changes = data / "maps" / "mapsim" / "2022" / "changes_mapsim_2022.tif"
+    changes = MapPaths.for_year(data, "mapsim", 2022).changes
+    assert Path(rows[1][1]) == MapPaths.for_year(data, "mapsim", 2022).classes  # lc_map, CURRENT agree
     changed = read_raster(changes) > 0
     # Consecutive maps differ exactly where a permanent change was found; every change has a polygon.
     np.testing.assert_array_equal(
@@ -134,10 +136,9 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     # Outputs: COG with colour table, quicklooks, and a STAC catalog linking both years to the model.
     assert gdal.Open(rows[1][1]).GetRasterBand(1).GetRasterColorTable() is not None
     for year in YEARS:
-        folder = data / "maps" / "mapsim" / str(year)
-        assert (folder / f"lc_mapsim_{year}.png").stat().st_size > 0
-        assert (folder / f"changes_mapsim_{year}.png").stat().st_size > 0
-        assert not (folder / "labels").exists() or len(list((folder / "labels").iterdir())) == 1
+        paths = MapPaths.for_year(data, "mapsim", year)
+        assert paths.classes_png.stat().st_size > 0 and paths.changes_png.stat().st_size > 0
+        assert not paths.labels.exists() or len(list(paths.labels.iterdir())) == 1
     catalog = json.loads((data / "maps" / "mapsim" / "catalog.json").read_text())
     assert [link["href"] for link in catalog["links"] if link["rel"] == "item"] == [
         "./2021/mapsim_2021.json",
@@ -155,7 +156,11 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     assert query(platform_env, "SELECT count(*) FROM lc_map")[0][0] == 2
     assert query(platform_env, "SELECT count(*) FROM lc_change WHERE year = 2022")[0][0] == n_changes
     assert query(platform_env, "SELECT created_at FROM lc_map WHERE year = 2022") != before
-    np.testing.assert_array_equal(read_raster(Path(rows[1][1])), second)
+    [(rerun_path,)] = query(platform_env, "SELECT cog_path FROM lc_map WHERE year = 2022")
+    assert rerun_path != rows[1][1] and not Path(rows[1][1]).exists()  # a new version; the old one removed
+    versions = [p.name for p in (data / "maps" / "mapsim" / "2022").iterdir() if p.name.startswith("v")]
+    assert versions == [Path(rerun_path).parent.name]
+    np.testing.assert_array_equal(read_raster(Path(rerun_path)), second)
 
     # A broken model makes the inference job fail: the year's map and rows stay as they were.
     snapshot = query(platform_env, "SELECT year, cog_path, created_at FROM lc_map ORDER BY year")
@@ -177,7 +182,7 @@ def test_two_years_then_a_rerun_then_a_failed_run(
     assert "failed" in [str(s) for s in task_states(failed)["infer"]]
     assert query(platform_env, "SELECT year, cog_path, created_at FROM lc_map ORDER BY year") == snapshot
     assert query(platform_env, "SELECT count(*) FROM lc_change WHERE year = 2022")[0][0] == n_changes
-    np.testing.assert_array_equal(read_raster(Path(rows[1][1])), second)
+    np.testing.assert_array_equal(read_raster(Path(rerun_path)), second)
 
 
 def _label_regions(mask: np.ndarray) -> np.ndarray:

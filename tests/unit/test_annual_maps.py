@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
 from eo_tasks.maps.changes import break_composite
 from eo_tasks.maps.infer import BLOCK_FILE, write_block
+from eo_tasks.maps.outputs import MapPaths
+from eo_tasks.maps.versions import apply_reviews, remove_old_versions, switch_current
 
 GRASS, TREE, BARE, SNOW = 3, 4, 6, 7
 W, N = 15, 24  # window, composites per year
@@ -107,3 +110,61 @@ def test_blocks_are_mosaicked_and_a_missing_block_is_an_error(tmp_path: Path) ->
     (tmp_path / BLOCK_FILE.format(row0=16, col0=0)).unlink()
     with pytest.raises(IncompleteOutputError, match="block_r00016_c00000"):
         read_labels(tmp_path, grid, 16)
+
+
+def test_the_pixels_follow_the_reviews() -> None:
+    grid = GridSpec(epsg=32632, bounds=(600000.0, 5099700.0, 600300.0, 5100000.0), resolution=10.0)  # 30 x 30
+    classes = np.full(grid.shape, TREE, np.uint8)
+    classes[0:10, 0:10] = BARE  # found in 2022's run: a clearing that a reviewer rejected
+    classes[20:30, 20:30] = GRASS  # an unreviewed change
+
+    def square(row0: int, col0: int) -> str:
+        x0, y1 = 600000 + 10 * col0, 5100000 - 10 * row0
+        return f"POLYGON(({x0} {y1 - 100},{x0 + 100} {y1 - 100},{x0 + 100} {y1},{x0} {y1},{x0} {y1 - 100}))"
+
+    def change(
+        status: str, wkt: str, year: int, date: dt.date, new_class: int | None = None
+    ) -> dict[str, Any]:
+        return {
+            "wkt": wkt,
+            "year": year,
+            "status": status,
+            "from_class": TREE,
+            "to_class": BARE,
+            "new_class": new_class,
+            "change_date": date,
+        }
+
+    reviewed = [
+        change("rejected", square(0, 0), 2022, dt.date(2022, 5, 1)),
+        change("approved", square(10, 10), 2023, dt.date(2022, 11, 1)),  # found in 2023, dated 2022
+        change("approved", square(20, 0), 2023, dt.date(2023, 3, 1), new_class=SNOW),  # not in 2022 yet
+    ]
+    out = apply_reviews(classes, reviewed, 2022, grid)
+    expected = np.full(grid.shape, TREE, np.uint8)
+    expected[10:20, 10:20] = BARE  # carried back into 2022
+    expected[20:30, 20:30] = GRASS
+    np.testing.assert_array_equal(out, expected)
+    assert (classes[0:10, 0:10] == BARE).all()  # the input is left alone
+    found_2023 = out.copy()
+    found_2023[20:30, 0:10] = BARE  # 2023's run detects the third change: its relabel holds
+    assert (apply_reviews(found_2023, reviewed, 2023, grid)[20:30, 0:10] == SNOW).all()
+
+
+def test_versions_are_switched_by_pointer_and_old_ones_removed(tmp_path: Path) -> None:
+    legacy = MapPaths.for_year(tmp_path, "alps", 2022)
+    assert legacy.version == "" and legacy.classes == tmp_path / "maps/alps/2022/lc_alps_2022.tif"
+    legacy.classes.parent.mkdir(parents=True)
+    legacy.classes.write_bytes(b"old layout")
+    first, second = MapPaths.new_version(tmp_path, "alps", 2022), MapPaths.new_version(tmp_path, "alps", 2022)
+    assert first.version != second.version and first.version < second.version
+    for paths in (first, second):
+        paths.folder.mkdir()
+        paths.classes.write_bytes(paths.version.encode())
+    switch_current(second)
+    current = MapPaths.for_year(tmp_path, "alps", 2022)
+    assert current == second and current.classes.read_bytes() == second.version.encode()
+    assert current.stac_item == tmp_path / "maps/alps/2022/alps_2022.json"  # the item stays in the year
+    (current.labels / "k1").mkdir(parents=True)
+    assert sorted(remove_old_versions(current)) == sorted([first.version, legacy.classes.name])
+    assert sorted(p.name for p in current.root.iterdir()) == ["CURRENT", "labels", second.version]
