@@ -278,6 +278,7 @@ def store_year(
         ServiceUnavailableError: The store went away; nothing was switched.
     """
     from eo_tasks.maps.outputs import MapPaths, change_regions, class_areas
+    from eo_tasks.maps.plots import write_summary_plot
     from eo_tasks.maps.stac import write_year_item
 
     regions = change_regions(result.changed, result.from_class, result.to_class, result.change_days, grid)
@@ -305,9 +306,10 @@ def store_year(
             if not (committing and isinstance(err, ServiceUnavailableError)):
                 shutil.rmtree(paths.folder, ignore_errors=True)
             raise
-        write_year_item(data_dir, aoi, year, grid, paths, model_id, provenance, len(regions))
+        write_year_item(data_dir, aoi, year, grid, paths, model_id, provenance, len(regions), regions)
         versions.switch_current(paths)
         versions.remove_old_versions(paths)
+    write_summary_plot(data_dir, aoi)
     changed = int(result.changed.sum())
     return StoredYear(aoi, year, str(paths.classes), len(regions), changed, areas)
 

@@ -32,6 +32,7 @@ from eo_tasks.core.errors import CatalogError, ConfigError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.core.quicklook import class_quicklook
 from eo_tasks.maps.outputs import class_areas, map_quicklook_path, write_class_cog
+from eo_tasks.maps.stac import refresh_item_files
 from eo_tasks.store import review as review_store
 from eo_tasks.store.maps import year_lock
 
@@ -165,6 +166,7 @@ def apply_review(
 def _apply(conn: PgConnection, review: Review) -> ReviewOutcome:
     status = "rejected" if review.action == "reject" else "approved"
     updated: list[int] = []
+    rewritten: dict[int, str] = {}
     pixels = 0
     with conn, conn.cursor() as cur:
         before = review_store.lock_change(cur, review.change_id)
@@ -186,6 +188,12 @@ def _apply(conn: PgConnection, review: Review) -> ReviewOutcome:
             class_quicklook(classes, map_quicklook_path(Path(cog_path)))
             review_store.set_class_areas(cur, before["aoi"], year, class_areas(classes, grid.resolution))
             updated.append(year)
+            rewritten[year] = cog_path
             pixels += int(where.sum())
         review_store.record_review(cur, review.change_id, status, after["new_class"], review.reviewer)
+    for year, cog_path in rewritten.items():  # the STAC items describe the rewritten COGs again
+        item_name = f"{before['aoi']}_{year}.json"
+        items = [folder / item_name for folder in Path(cog_path).parents[:2]]
+        for item in (i for i in items if i.is_file()):
+            refresh_item_files(item)
     return ReviewOutcome(review.change_id, status, tuple(updated), pixels)

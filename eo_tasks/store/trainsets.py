@@ -11,16 +11,23 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from eo_tasks.core.errors import CatalogError
+from eo_tasks.store.scenes import SceneCatalog
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 
 def registered_cubes(conn: PgConnection, aoi: str) -> dict[int, str]:
-    """Year → path of every datacube registered for an AOI."""
+    """Year → path of every usable datacube of an AOI: registered, and its file matches its checksum.
+
+    A cube whose file no longer matches is marked for rebuild (``SceneCatalog.verify_datacube``)
+    and left out, so a training set is never built from a corrupt cube.
+    """
+    catalog = SceneCatalog(conn)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT year, path FROM datacube WHERE aoi = %s ORDER BY year", (aoi,))
-        return {int(year): str(path) for year, path in cur.fetchall()}
+        found = {int(year): str(path) for year, path in cur.fetchall()}
+    return {year: path for year, path in found.items() if catalog.verify_datacube(aoi, year) is None}
 
 
 def record_training_set(

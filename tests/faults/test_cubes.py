@@ -77,3 +77,16 @@ def test_a_corrupted_cube_is_flagged_for_rebuild_and_not_used(
     catalog.record_datacube(world.AOI, 2022, str(cube), fingerprint, [], {}, 12)
     assert years_to_build(catalog, config) == []
     assert inference_inputs(catalog, config, 2022, data, "/venv").missing == ()
+
+
+def test_a_training_set_is_never_built_from_a_corrupted_cube(root: Path, connect: Callable[[], Any]) -> None:
+    from eo_tasks.store.trainsets import registered_cubes
+
+    catalog = SceneCatalog(connect())
+    _ready_scenes(catalog, root)
+    assert sorted(registered_cubes(catalog.conn, world.AOI)) == list(world.YEARS)
+    cube = world.cube_file(root, world.YEARS[0])
+    cube.write_bytes(cube.read_bytes()[:-1])  # cut short by one byte
+    assert sorted(registered_cubes(catalog.conn, world.AOI)) == list(world.YEARS[1:])
+    [(reason,)] = rows(catalog.conn, "SELECT stale_reason FROM datacube WHERE year = %s", world.YEARS[0])
+    assert "no longer matches" in reason

@@ -142,13 +142,15 @@ def write_labels(root: Path, year: int, key: str = "k1") -> Path:
 
 def register(conn: Any, root: Path) -> None:
     """Registers both cubes (with their checksums) and the model in the test's schema."""
+    from eo_tasks.store.models import record_model, set_model_status
     from eo_tasks.store.scenes import SceneCatalog
 
     catalog = SceneCatalog(conn)
     for year in YEARS:
         catalog.record_datacube(AOI, year, str(cube_file(root, year)), f"fp{year}", [], {}, N)
     card = json.loads((root / "model" / "model_card.json").read_text())
-    catalog.record_model("m1", AOI, str(root / "model"), card, None)
+    record_model(conn, "m1", AOI, str(root / "model"), card, None)
+    set_model_status(conn, "m1", "approved", "test")
 
 
 def values(root: Path, year: int, key: str = "k1") -> dict[str, Any]:
