@@ -34,6 +34,11 @@ Keeps the scene catalog of AOI **{name}** (`{file}`) complete:
    quarantined and the task retried with back-off.
 3. **announce** — emits the Asset `{asset}` when new scenes became ready, which triggers the
    preprocessing of the AOI.
+4. **check_downloads** — runs last, whatever happened: logs the counts (fetched, quarantined,
+   refused by platform policy, catalog states) and **fails** when scenes of this run were
+   quarantined or failed, listing each with its reason (secrets redacted), so such a run is never a
+   silent success. The scenes that did arrive were announced before. Refused scenes (e.g.
+   Landsat-7) are only counted: they are expected.
 
 Running it twice adds nothing the second time.
 
@@ -67,11 +72,11 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
         },
     )
     def ingest() -> None:
-        @task
+        @task(multiple_outputs=True)
         def discover(
             params: dict[str, Any] | None = None, data_interval_end: dt.datetime | None = None
-        ) -> list[str]:
-            """Searches the AOI's sources; returns the scene ids still to download."""
+        ) -> dict[str, Any]:
+            """Searches the AOI's sources; returns the scene ids still to download and the refusals."""
             from eo_tasks.ingest.pipeline import discover as discover_scenes
             from eo_tasks.ingest.providers import make_provider
 
@@ -87,7 +92,7 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 since=dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None,
                 max_attempts=int(params.get("max_attempts", 3)),
             )
-            return result.to_download
+            return {"to_download": result.to_download, "refused": result.refused}
 
         @task(
             pool="scene_downloads",
@@ -124,7 +129,19 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 raise AirflowSkipException("no new scenes: nothing to announce")
             return len(fetched)
 
-        announce(download.expand(scene_id=discover()))  # type: ignore[arg-type]
+        @task(trigger_rule="all_done")
+        def check_downloads(attempted: list[str], refused: int, results: list[dict[str, Any]]) -> str:
+            """Fails the run, listing each scene and why, when scenes of this run were quarantined."""
+            from eo_tasks.ingest.pipeline import check_downloads as check
+
+            fetched = sum(1 for r in results if r and r["bytes"] > 0)
+            return check(aoi.name, scene_catalog(), attempted, fetched, refused).summary()
+
+        found = discover()
+        to_download, refused = found["to_download"], found["refused"]  # type: ignore[index]
+        results = download.expand(scene_id=to_download)
+        announced = announce(results)  # type: ignore[arg-type]
+        announced >> check_downloads(to_download, refused, results)  # type: ignore[arg-type]
 
     ingest()
 
