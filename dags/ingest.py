@@ -72,11 +72,13 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
         },
     )
     def ingest() -> None:
-        @task(multiple_outputs=True)
+        @task
         def discover(
-            params: dict[str, Any] | None = None, data_interval_end: dt.datetime | None = None
-        ) -> dict[str, Any]:
-            """Searches the AOI's sources; returns the scene ids still to download and the refusals."""
+            params: dict[str, Any] | None = None,
+            data_interval_end: dt.datetime | None = None,
+            ti: Any = None,
+        ) -> list[str]:
+            """Searches the AOI's sources; returns the ids to download (refusal count: XCom ``refused``)."""
             from eo_tasks.ingest.pipeline import discover as discover_scenes
             from eo_tasks.ingest.providers import make_provider
 
@@ -92,7 +94,9 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 since=dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None,
                 max_attempts=int(params.get("max_attempts", 3)),
             )
-            return {"to_download": result.to_download, "refused": result.refused}
+            if ti is not None:
+                ti.xcom_push(key="refused", value=result.refused)
+            return result.to_download
 
         @task(
             pool="scene_downloads",
@@ -138,10 +142,10 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
             return check(aoi.name, scene_catalog(), attempted, fetched, refused).summary()
 
         found = discover()
-        to_download, refused = found["to_download"], found["refused"]  # type: ignore[index]
-        results = download.expand(scene_id=to_download)
+        results = download.expand(scene_id=found)
         announced = announce(results)  # type: ignore[arg-type]
-        announced >> check_downloads(to_download, refused, results)  # type: ignore[arg-type]
+        refused = found["refused"]  # type: ignore[index]  # the XCom key discover pushes
+        announced >> check_downloads(found, refused, results)  # type: ignore[arg-type]
 
     ingest()
 

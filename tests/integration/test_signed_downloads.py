@@ -49,9 +49,9 @@ def _pc_scene(hub: HubReplay, catalog: SceneCatalog) -> tuple[SceneProvider, Sce
     )
     provider = make_provider(spec)
     query = SearchQuery(
-        bbox=(11.8, 46.2, 12.2, 46.5),
-        start=dt.datetime(2021, 6, 1, tzinfo=dt.UTC),
-        end=dt.datetime(2021, 7, 1, tzinfo=dt.UTC),
+        bbox=(-180.0, -90.0, 180.0, 90.0),  # the real recorded PC items of 2019-01-01
+        start=dt.datetime(2019, 1, 1, tzinfo=dt.UTC),
+        end=dt.datetime(2019, 1, 2, tzinfo=dt.UTC),
         collections=("sentinel-2-l2a",),
     )
     scene = next(iter(provider.search(query)))
