@@ -133,7 +133,7 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 raise AirflowSkipException("no new scenes: nothing to announce")
             return len(fetched)
 
-        @task(trigger_rule="all_done")
+        @task(trigger_rule="all_done", retries=0)  # it reports the run's outcome: nothing to retry
         def check_downloads(attempted: list[str], refused: int, results: list[dict[str, Any]]) -> str:
             """Fails the run, listing each scene and why, when scenes of this run were quarantined."""
             from eo_tasks.ingest.pipeline import check_downloads as check
