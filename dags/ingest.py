@@ -133,13 +133,19 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 raise AirflowSkipException("no new scenes: nothing to announce")
             return len(fetched)
 
-        @task(trigger_rule="all_done", retries=0)  # it reports the run's outcome: nothing to retry
+        @task(trigger_rule="all_done", retries=1, retry_delay=timedelta(seconds=10))
         def check_downloads(attempted: list[str], refused: int, results: list[dict[str, Any]]) -> str:
             """Fails the run, listing each scene and why, when scenes of this run were quarantined."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from eo_tasks.core.errors import DownloadError
             from eo_tasks.ingest.pipeline import check_downloads as check
 
             fetched = sum(1 for r in results if r and r["bytes"] > 0)
-            return check(aoi.name, scene_catalog(), attempted, fetched, refused).summary()
+            try:
+                return check(aoi.name, scene_catalog(), attempted, fetched, refused).summary()
+            except DownloadError as err:  # a verdict on the run, not a transient error: no retry
+                raise AirflowFailException(str(err)) from err
 
         found = discover()
         results = download.expand(scene_id=found)
