@@ -34,6 +34,11 @@ Keeps the scene catalog of AOI **{name}** (`{file}`) complete:
    quarantined and the task retried with back-off.
 3. **announce** — emits the Asset `{asset}` when new scenes became ready, which triggers the
    preprocessing of the AOI.
+4. **check_downloads** — runs last, whatever happened: logs the counts (fetched, quarantined,
+   refused by platform policy, catalog states) and **fails** when scenes of this run were
+   quarantined or failed, listing each with its reason (secrets redacted), so such a run is never a
+   silent success. The scenes that did arrive were announced before. Refused scenes (e.g.
+   Landsat-7) are only counted: they are expected.
 
 Running it twice adds nothing the second time.
 
@@ -69,9 +74,11 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
     def ingest() -> None:
         @task
         def discover(
-            params: dict[str, Any] | None = None, data_interval_end: dt.datetime | None = None
+            params: dict[str, Any] | None = None,
+            data_interval_end: dt.datetime | None = None,
+            ti: Any = None,
         ) -> list[str]:
-            """Searches the AOI's sources; returns the scene ids still to download."""
+            """Searches the AOI's sources; returns the ids to download (refusal count: XCom ``refused``)."""
             from eo_tasks.ingest.pipeline import discover as discover_scenes
             from eo_tasks.ingest.providers import make_provider
 
@@ -87,6 +94,8 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 since=dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None,
                 max_attempts=int(params.get("max_attempts", 3)),
             )
+            if ti is not None:
+                ti.xcom_push(key="refused", value=result.refused)
             return result.to_download
 
         @task(
@@ -123,7 +132,25 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
                 raise AirflowSkipException("no new scenes: nothing to announce")
             return len(fetched)
 
-        announce(download.expand(scene_id=discover()))  # type: ignore[arg-type]
+        @task(trigger_rule="all_done", retries=1, retry_delay=timedelta(seconds=10))
+        def check_downloads(attempted: list[str], refused: int, results: list[dict[str, Any]]) -> str:
+            """Fails the run, listing each scene and why, when scenes of this run were quarantined."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from eo_tasks.core.errors import DownloadError
+            from eo_tasks.ingest.pipeline import check_downloads as check
+
+            fetched = sum(1 for r in results if r and r["bytes"] > 0)
+            try:
+                return check(aoi.name, scene_catalog(), attempted, fetched, refused).summary()
+            except DownloadError as err:  # a verdict on the run, not a transient error: no retry
+                raise AirflowFailException(str(err)) from err
+
+        found = discover()
+        results = download.expand(scene_id=found)
+        announced = announce(results)  # type: ignore[arg-type]
+        refused = found["refused"]  # type: ignore[index]  # the XCom key discover pushes
+        announced >> check_downloads(found, refused, results)  # type: ignore[arg-type]
 
     ingest()
 

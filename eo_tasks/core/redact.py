@@ -8,6 +8,8 @@ values with ``REDACTED`` and leaves everything else (host, path, parameter names
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 
 REDACTED = "REDACTED"
@@ -64,3 +66,69 @@ def redact(text: object) -> str:
     value = _PARAM.sub(lambda m: f"{m.group('lead')}{m.group('name')}={REDACTED}", value)
     value = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record with its message run through :func:`redact`.
+
+    HTTP client libraries (urllib3, requests, pystac-client, sentinelsat) log the URLs they request
+    at DEBUG level, signed query strings included; this filter on their loggers takes the
+    secrets out before any handler formats the record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replaces the record's message by its redacted rendering (always keeps the record)."""
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+# Loggers that write request URLs: the HTTP stack under every provider, and the platform's own.
+HTTP_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "requests",
+    "pystac_client.stac_api_io",
+    "sentinelsat",
+    "eo_tasks.ingest.download",
+    "eo_tasks.ingest.pipeline",
+    "eo_tasks.ingest.providers.stac",
+    "eo_tasks.ingest.providers.sentinelsat_hub",
+)
+
+
+def install_log_redaction(names: tuple[str, ...] = HTTP_LOGGERS) -> None:
+    """Puts one :class:`RedactingFilter` on each named logger (idempotent).
+
+    A logger's filters see only the records created on that very logger, so each logger that may
+    write a URL is named here.
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
+def scrubbed(err: BaseException) -> BaseException:
+    """``err`` with the text of its arguments redacted in place, along its cause/context chain.
+
+    A platform error is raised ``from`` the library error that caused it, and a task log prints
+    the whole chain: an HTTP error's message holds the signed URL it was raised for. Call this on
+    the cause before chaining it.
+
+    Args:
+        err: The caught exception.
+
+    Returns:
+        The same exception object, its string arguments redacted.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        with contextlib.suppress(AttributeError, TypeError):  # exotic exception types keep their args
+            current.args = tuple(redact(a) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__
+    return err

@@ -21,9 +21,10 @@ import requests
 
 from eo_tasks.core.errors import ChecksumError, DownloadError
 from eo_tasks.core.files import CHUNK, file_digest
-from eo_tasks.core.redact import redact
+from eo_tasks.core.redact import install_log_redaction, redact, scrubbed
 
 log = logging.getLogger(__name__)
+install_log_redaction()  # the HTTP stack logs signed URLs at DEBUG level
 # Multihash function codes (https://github.com/multiformats/multicodec) of the digests hashlib
 # offers: code -> (hashlib name, digest length in bytes). BLAKE2b/BLAKE2s come at every length.
 MULTIHASH_CODES: dict[int, tuple[str, int]] = {
@@ -70,7 +71,7 @@ def parse_multihash(value: str) -> tuple[str, str, int | None]:
     try:
         data = bytes.fromhex(value)
     except ValueError as err:
-        raise DownloadError(f"multihash {value[:12]}… is not hex") from err
+        raise DownloadError(f"multihash {value[:12]}… is not hex") from scrubbed(err)
     code, pos = _varint(data, 0)
     length, pos = _varint(data, pos)
     if code not in MULTIHASH_CODES:
@@ -165,7 +166,7 @@ def read_end_to_end(path: Path) -> None:
                     w, h = min(bx, dataset.RasterXSize - x), min(by, dataset.RasterYSize - y)
                     band.ReadRaster(x, y, w, h)
     except (RuntimeError, zipfile.BadZipFile, OSError) as err:
-        raise ChecksumError(f"{path.name}: not readable to its end ({err})") from err
+        raise ChecksumError(f"{path.name}: not readable to its end ({err})") from scrubbed(err)
 
 
 def _copy_local(source: Path, part: Path) -> None:
@@ -251,13 +252,13 @@ def fetch(
             last_error = err
             quarantine(part, quarantine_dir, f"{href}: {err}")
             if not remote:  # a static file gives the same bytes every time: no point in retrying now
-                raise ChecksumError(redact(f"{href}: {err}")) from err
+                raise ChecksumError(redact(f"{href}: {err}")) from scrubbed(err)
         except FileNotFoundError as err:
-            raise DownloadError(redact(f"{href}: not found")) from err
+            raise DownloadError(redact(f"{href}: not found")) from scrubbed(err)
         except (requests.RequestException, DownloadError, OSError) as err:
             status = getattr(getattr(err, "response", None), "status_code", None)
             if status is not None and 400 <= status < 500 and status not in (408, 429):
-                raise DownloadError(redact(f"{href}: HTTP {status}")) from err
+                raise DownloadError(redact(f"{href}: HTTP {status}")) from scrubbed(err)
             last_error = err
         if attempt < attempts:
             delay = backoff * 2 ** (attempt - 1)
@@ -272,5 +273,8 @@ def fetch(
             sleep(delay)
     if isinstance(last_error, ChecksumError):
         message = f"{href}: still corrupt after {attempts} tries: {last_error}"
-        raise ChecksumError(redact(message)) from last_error
-    raise DownloadError(redact(f"{href}: failed after {attempts} tries: {last_error}")) from last_error
+        raise ChecksumError(redact(message)) from scrubbed(last_error)
+    assert last_error is not None  # the loop ran at least once and did not return
+    raise DownloadError(redact(f"{href}: failed after {attempts} tries: {last_error}")) from scrubbed(
+        last_error
+    )

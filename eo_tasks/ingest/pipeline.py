@@ -264,3 +264,84 @@ def download_scene(
         size / 1e6 / max(seconds, 1e-6),
     )
     return DownloadResult(scene_id, "ready", str(target), size, seconds)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one ingest run left behind, for its final check.
+
+    Attributes:
+        aoi: The AOI.
+        fetched: Scenes this run downloaded and made ready.
+        lost: ``(scene id, state, reason)`` of each scene this run tried that is now
+            ``quarantined`` or ``failed``; reasons redacted.
+        refused: Scenes refused at discovery by policy (platform, unsafe id): expected, not a failure.
+        states: The AOI's catalog states after the run.
+    """
+
+    aoi: str
+    fetched: int
+    lost: tuple[tuple[str, str, str], ...]
+    refused: int
+    states: dict[str, int]
+
+    def summary(self) -> str:
+        """One line of counts for the task log."""
+        return (
+            f"{self.aoi}: {self.fetched} scenes fetched, {len(self.lost)} quarantined or failed, "
+            f"{self.refused} refused by policy; catalog states {dict(sorted(self.states.items()))}"
+        )
+
+    def problem(self) -> str | None:
+        """The message that fails the run when scenes were lost (None when none was)."""
+        if not self.lost:
+            return None
+        head = f"{self.aoi}: {len(self.lost)} scenes of this run did not arrive (the others were announced):"
+        lines = [head]
+        lines += [f"  {scene_id} [{state}]: {reason}" for scene_id, state, reason in self.lost]
+        lines.append("they are fetched again by the next run, up to max_attempts tries")
+        return "\n".join(lines)
+
+
+def check_downloads(
+    aoi: str,
+    catalog: SceneCatalog,
+    attempted: Sequence[str],
+    fetched: int,
+    refused: int = 0,
+) -> RunReport:
+    """The final check of an ingest run: logs its counts and fails it if scenes were lost.
+
+    Refused scenes (platform policy) are only counted; a scene this run tried to download that is
+    now quarantined or failed makes the run fail, so it never shows as a silent success.
+
+    Args:
+        aoi: The AOI.
+        catalog: The scene catalog.
+        attempted: Ids of the scenes this run tried to download.
+        fetched: How many of them this run made ready.
+        refused: Scenes refused at discovery.
+
+    Returns:
+        The run's report (when nothing was lost).
+
+    Raises:
+        DownloadError: Some scenes of this run are quarantined or failed; the message lists each
+            one with its (redacted) reason.
+    """
+    outcomes = catalog.outcomes(attempted)
+    lost = tuple(
+        (scene_id, state, redact(reason or "no reason recorded"))
+        for scene_id in attempted
+        for state, reason in [outcomes.get(scene_id, ("missing", "not in the catalog"))]
+        if state in ("quarantined", "failed", "missing")
+    )
+    report = RunReport(aoi=aoi, fetched=fetched, lost=lost, refused=refused, states=catalog.counts(aoi))
+    log.info("%s", report.summary())
+    if refused:
+        log.info("%s: %d scenes refused by policy (reasons in scene_skip), as expected", aoi, refused)
+    problem = report.problem()
+    if problem is not None:
+        log.error("%s", problem)
+        raise DownloadError(problem)
+    return report

@@ -176,6 +176,14 @@ class SceneCatalog:
                 (state, reason[:2000], scene_id),
             )
 
+    def outcomes(self, scene_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """State and reason of each of ``scene_ids`` that is in the catalog."""
+        if not scene_ids:
+            return {}
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT id, state, reason FROM scene WHERE id = ANY(%s)", (list(scene_ids),))
+            return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+
     def counts(self, aoi: str) -> dict[str, int]:
         """Number of the AOI's scenes per state."""
         with self.conn, self.conn.cursor() as cur:

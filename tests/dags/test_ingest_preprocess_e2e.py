@@ -80,6 +80,7 @@ def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str,
     states = task_states(run)
     assert set(states["download"]) == {TaskInstanceState.SUCCESS}
     assert states["announce"] == [TaskInstanceState.SUCCESS]
+    assert states["check_downloads"] == [TaskInstanceState.SUCCESS]  # nothing quarantined: the run is ok
 
     items = [
         json.loads(p.read_text()) for p in archive.glob("*/*/*.json") if p.parent.parent.name != "reference"
@@ -97,6 +98,7 @@ def test_simulated_archive_through_ingest_and_preprocess(platform_env: dict[str,
     assert again.state == DagRunState.SUCCESS
     states = task_states(again)
     assert states["announce"] == [TaskInstanceState.SKIPPED]
+    assert states["check_downloads"] == [TaskInstanceState.SUCCESS]  # runs after a skipped announce
     assert query(platform_env, "SELECT count(*) FROM scene") == [(expected,)]
 
     preprocess = load_dag("preprocess.py", "preprocess_e2e")

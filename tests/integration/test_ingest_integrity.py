@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from eo_tasks.core.errors import ChecksumError, ProviderError
+from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
 from eo_tasks.core.scenes import S2_BANDS, AssetRef, SceneRecord, scoped_id
-from eo_tasks.ingest.pipeline import download_scene, scene_dir
+from eo_tasks.ingest.pipeline import check_downloads, download_scene, scene_dir
 from eo_tasks.ingest.providers import SceneProvider
 from eo_tasks.store.scenes import SceneCatalog
 
@@ -110,3 +111,44 @@ def _reason(catalog: SceneCatalog, scene_id: str) -> str:
     with catalog.conn.cursor() as cur:
         cur.execute("SELECT reason FROM scene WHERE id = %s", (scene_id,))
         return str(cur.fetchone()[0])
+
+
+def test_run_check_fails_listing_quarantined_scenes_and_counts_refusals(
+    catalog: SceneCatalog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, bad = tmp_path / "good.tif", tmp_path / "bad.tif"
+    _cog(good, 1000)
+    bad.write_bytes(b"II*\x00 cut short")
+
+    def scene(name: str, source: Path) -> SceneRecord:
+        return SceneRecord(
+            id=scoped_id("local", name),
+            collection="sentinel-2-l2a",
+            platform="sentinel-2a",
+            datetime=dt.datetime(2021, 6, 5, tzinfo=dt.UTC),
+            cloud_cover=1.0,
+            provider="local",
+            provider_id=name,
+            footprint_wkt="POLYGON((10 46,11 46,11 47,10 47,10 46))",
+            assets=(AssetRef("red", str(source)),),
+        )
+
+    scenes = [scene("S2A_GOOD", good), scene("S2A_BAD", bad)]
+    catalog.upsert_discovered("trentino", scenes)
+    ids = [s.id for s in scenes]
+    result = download_scene(ids[0], catalog, SceneProvider(), tmp_path / "data")
+    with pytest.raises(ChecksumError):
+        download_scene(ids[1], catalog, SceneProvider(), tmp_path / "data")
+    caplog.set_level(logging.INFO, logger="eo_tasks.ingest.pipeline")
+    with pytest.raises(DownloadError) as lost:
+        check_downloads("trentino", catalog, ids, fetched=1 if result.bytes else 0, refused=2)
+    message = str(lost.value)
+    assert "1 scenes of this run did not arrive" in message
+    assert "local/S2A_BAD [quarantined]" in message and "not readable" in message
+    assert "S2A_GOOD" not in message
+    assert "1 scenes fetched, 1 quarantined or failed, 2 refused by policy" in caplog.text
+    assert "'quarantined': 1" in caplog.text and "'ready': 1" in caplog.text
+
+    # refusals alone are expected: the check passes and says how many
+    report = check_downloads("trentino", catalog, ids[:1], fetched=1, refused=2)
+    assert report.lost == () and report.refused == 2 and report.states == {"ready": 1, "quarantined": 1}

@@ -382,13 +382,24 @@ def test_stac_stalled_search_times_out(hub: HubReplay) -> None:
 # ====================================================================== Planetary Computer
 
 
+# The PC recording is real: 33 sentinel-2-l2a items PC returned for 2019-01-01 00:00:01-00:00:10
+# (tests/fixtures/recorded/real/pc_s2l2a_search_20190101.json), served 3 per page by the replay.
+PC_QUERY = SearchQuery(
+    bbox=(-180.0, -90.0, 180.0, 90.0),
+    start=dt.datetime(2019, 1, 1, tzinfo=UTC),
+    end=dt.datetime(2019, 1, 2, tzinfo=UTC),
+    collections=("sentinel-2-l2a",),
+)
+
+
 def _pc(hub: HubReplay) -> SceneProvider:
     return _provider("planetary-computer", hub.url("/pc/api/stac/v1"))
 
 
 def test_planetary_computer_band_ids_map_to_platform_bands(hub: HubReplay) -> None:
-    scenes = list(_pc(hub).search(_query("2021-06-01", "2021-07-01")))
+    scenes = list(_pc(hub).search(PC_QUERY))
     recorded = hub.stac_items("pc", "sentinel-2-l2a")
+    assert len(recorded) == 33 and hub.count("/pc/api/stac/v1/search") == 11  # every page read
     assert [s.id for s in scenes] == [i["id"] for i in recorded]
     for scene, item in zip(scenes, recorded, strict=True):
         assert {a.band for a in scene.assets} == set(S2_BANDS)
@@ -402,13 +413,13 @@ def test_planetary_computer_band_ids_map_to_platform_bands(hub: HubReplay) -> No
         }.items():
             assert scene.asset(band).href == item["assets"][key]["href"]
         assert all(a.checksum is None for a in scene.assets)  # PC publishes none
-        assert scene.properties["s2:processing_baseline"] == "03.00"
+        assert scene.properties["s2:processing_baseline"] == item["properties"]["s2:processing_baseline"]
         assert scene.platform == "sentinel-2" + item["id"][2].lower()
 
 
 def test_planetary_computer_signs_hrefs_with_one_cached_sas_token(hub: HubReplay, tmp_path: Path) -> None:
     provider = _pc(hub)
-    first, second = provider.search(_query("2021-06-01", "2021-07-01"))
+    first, second, *_ = provider.search(PC_QUERY)
     signed = provider.download_assets(first.provider_id, first.assets)
     signed += provider.download_assets(second.provider_id, second.assets)
     assert hub.count("/pc/api/sas/v1/token/*") == 1
@@ -428,7 +439,7 @@ def test_planetary_computer_signs_hrefs_with_one_cached_sas_token(hub: HubReplay
 def test_planetary_computer_token_close_to_expiry_is_renewed(tmp_path: Path) -> None:
     with HubReplay(sas_lifetime=30) as hub:  # less than the provider's 60 s safety margin
         provider = _pc(hub)
-        (scene, _) = provider.search(_query("2021-06-01", "2021-07-01"))
+        scene, *_ = provider.search(PC_QUERY)
         provider.download_assets(scene.provider_id, scene.assets)
         # a token that expires within the margin is useless for a download: every href gets a fresh one
         assert hub.count("/pc/api/sas/v1/token/*") == len(scene.assets)
@@ -436,7 +447,7 @@ def test_planetary_computer_token_close_to_expiry_is_renewed(tmp_path: Path) -> 
 
 def test_planetary_computer_sas_endpoint_failure_is_a_provider_error(hub: HubReplay) -> None:
     provider = _pc(hub)
-    scene = next(iter(provider.search(_query("2021-06-01", "2021-07-01"))))
+    scene = next(iter(provider.search(PC_QUERY)))
     hub.faults.add("/pc/api/sas/v1/token/*", "status", status=503)
     with pytest.raises(ProviderError, match="SAS token"):
         provider.download_assets(scene.provider_id, scene.assets)

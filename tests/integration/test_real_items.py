@@ -147,3 +147,43 @@ def test_real_dhus_search_returns_the_l2a_product(hub: HubReplay) -> None:
     assert scene.properties["s2:processing_baseline"] == "02.11"
     assert boa_offset_to_remove(scene.properties) == 0
     assert [a.band for a in scene.assets] == ["product"] and scene.properties["format"] == "SAFE"
+
+
+def _cassette_items(name: str, collection: str) -> list[dict[str, Any]]:
+    """The items of ``collection`` in every recorded search response of a cassette, in order."""
+    items = []
+    for interaction in yaml.safe_load((REAL / name).read_text())["interactions"]:
+        body = json.loads(interaction["response"]["body"]["string"])
+        items += [f for f in body.get("features", []) if f.get("collection") == collection]
+    return items
+
+
+def test_real_earth_search_items_page_through_search(hub: HubReplay) -> None:
+    # 7 real Earth Search v1 sentinel-2-l2a items from two recorded searches (two real pages of
+    # one, see PROVENANCE.md), served verbatim 3 per page: all arrive, each field from its own JSON
+    real = _cassette_items("earthsearch_filter_search_cassette.yaml", "sentinel-2-l2a")
+    real += _cassette_items("earthsearch_search_cassette.yaml", "sentinel-2-l2a")
+    assert len(real) == 7 and len({i["id"] for i in real}) == 7
+    url = hub.serve_stac("earth-search", "/real/es-paged/v1", {"sentinel-2-l2a": real}, token="next")
+    spec = SourceSpec.from_dict(
+        {"provider": "earth-search", "url": url, "collections": ["sentinel-2-l2a"]}, "sources[0]"
+    )
+    query = SearchQuery(
+        bbox=(-180.0, -90.0, 180.0, 90.0),
+        start=dt.datetime(2023, 1, 1, tzinfo=dt.UTC),
+        end=dt.datetime(2025, 12, 31, tzinfo=dt.UTC),
+        collections=["sentinel-2-l2a"],
+    )
+    scenes = {s.id: s for s in make_provider(spec).search(query)}
+    assert sorted(scenes) == sorted(i["id"] for i in real)
+    assert hub.count("/real/es-paged/v1/search") == 3  # 7 items, 3 per page
+    for item in real:
+        props, scene = item["properties"], scenes[item["id"]]
+        assert scene.properties["s2:mgrs_tile"] == props["grid:code"].removeprefix("MGRS-")
+        assert scene.properties["proj:epsg"] == props["proj:epsg"]
+        assert scene.cloud_cover == pytest.approx(props["eo:cloud_cover"])
+        assert sorted(a.band for a in scene.assets) == sorted(S2_BANDS)
+        assert all(a.checksum is None for a in scene.assets)  # Earth Search publishes none
+        applied = props.get("earthsearch:boa_offset_applied", False)
+        expected = 0 if applied or props["s2:processing_baseline"] < "04.00" else 1000
+        assert boa_offset_to_remove(scene.properties) == expected

@@ -24,7 +24,7 @@ import pystac
 import requests
 
 from eo_tasks.core.errors import ProviderError
-from eo_tasks.core.redact import redact
+from eo_tasks.core.redact import redact, scrubbed
 from eo_tasks.core.scenes import (
     BANDS_BY_COLLECTION,
     AssetRef,
@@ -290,7 +290,9 @@ class StacApiProvider(SceneProvider):
                         if scene is not None:
                             yield scene
         except (APIError, requests.RequestException, pystac.STACError) as err:
-            raise ProviderError(redact(f"{self.name} search at {self.api_url} failed: {err}")) from err
+            raise ProviderError(redact(f"{self.name} search at {self.api_url} failed: {err}")) from scrubbed(
+                err
+            )
 
     def _search_headers(self) -> dict[str, str]:
         """A bearer token for APIs that want one for searching (connection extra ``token``)."""
@@ -331,7 +333,9 @@ class StacApiProvider(SceneProvider):
             expiry = dt.datetime.fromisoformat(body["msft:expiry"].replace("Z", "+00:00")).timestamp()
             return _Token(value=body["token"], expires=expiry)
         except (requests.RequestException, ValueError, KeyError) as err:
-            raise ProviderError(redact(f"{self.name}: no SAS token for {key} from {url}: {err}")) from err
+            raise ProviderError(
+                redact(f"{self.name}: no SAS token for {key} from {url}: {err}")
+            ) from scrubbed(err)
 
     def _cached_token(self, key: str, fetch: Callable[[str], _Token]) -> str:
         with self._lock:
@@ -372,4 +376,6 @@ class StacApiProvider(SceneProvider):
             expires = time.time() + float(body.get("expires_in", 600))
             return _Token(value=body["access_token"], expires=expires)
         except (requests.RequestException, ValueError, KeyError) as err:
-            raise ProviderError(redact(f"{self.name}: no access token from {token_url}: {err}")) from err
+            raise ProviderError(
+                redact(f"{self.name}: no access token from {token_url}: {err}")
+            ) from scrubbed(err)
