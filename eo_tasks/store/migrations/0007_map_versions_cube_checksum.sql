@@ -1,6 +1,8 @@
 -- Cubes carry the checksum of their file (verified before use) and, once a check failed, why they
 -- must be rebuilt (the preprocess step then treats them as missing).
 ALTER TABLE datacube ADD COLUMN sha256 text, ADD COLUMN stale_reason text;
+COMMENT ON COLUMN datacube.sha256 IS 'SHA-256 of the cube file when it was registered; checked before every use';
+COMMENT ON COLUMN datacube.stale_reason IS 'why the cube must be rebuilt (its file no longer matches), NULL while usable';
 
 -- At most one change row per AOI, detection year, classes and geometry: overlapping writers of a
 -- year can no longer duplicate rows. Duplicates left by earlier overlapping runs go first (a
