@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 from eo_assets import scenes_asset
-from eo_common import credentials, scene_catalog
+from eo_common import credentials, failure_notifier, scene_catalog
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 
@@ -65,7 +65,12 @@ def build_ingest_dag(aoi: AOIConfig) -> None:
             cloud=aoi.cloud_cover_max,
             asset=asset.name,
         ),
-        default_args={"owner": "eo-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+        default_args={
+            "owner": "eo-platform",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "on_failure_callback": failure_notifier(),
+        },
         params={
             "since": Param(None, type=["null", "string"], format="date", description="search from this date"),
             "max_attempts": Param(3, type="integer", minimum=1),

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+from eo_common import failure_notifier
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,12 @@ No `params`. A red run names the service that is down; see `make services-status
     catchup=False,
     tags=["platform", "ops"],
     doc_md=DOC_MD,
-    default_args={"owner": "eo-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "eo-platform",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": failure_notifier(),
+    },
 )
 def platform_health() -> None:
     """Wires the health checks."""

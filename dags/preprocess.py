@@ -13,7 +13,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 from eo_assets import cube_asset, scenes_asset
-from eo_common import scene_catalog
+from eo_common import failure_notifier, scene_catalog
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 
@@ -52,7 +52,12 @@ def build_preprocess_dag(aoi: AOIConfig) -> None:
         doc_md=DOC_MD.format(
             name=aoi.name, n=aoi.composites_per_year, asset=asset.name, scenes=scenes_asset(aoi.name).name
         ),
-        default_args={"owner": "eo-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
+        default_args={
+            "owner": "eo-platform",
+            "retries": 1,
+            "retry_delay": timedelta(minutes=2),
+            "on_failure_callback": failure_notifier(),
+        },
         params={"years": Param([], type="array", items={"type": "integer"}, description="years to rebuild")},
     )
     def preprocess() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 from eo_assets import cube_asset, trainset_asset
-from eo_common import store_connection
+from eo_common import failure_notifier, store_connection
 
 from eo_tasks.core.aoi import AOIConfig, load_all
 
@@ -43,7 +43,8 @@ datacubes, with no hand labels (method: Sedona et al. 2022/2023). Outputs go to
 5. **announce** — emits `{asset}` for model training.
 
 Triggered by the Asset `{cubes}`, or by hand. **Params:** `years` (years to use; empty: every year
-with a cube), `trainset` (overrides of `eo_tasks.trainset.TrainsetConfig`, e.g.
+with a cube), `trainset` (overrides of `eo_tasks.trainset.TrainsetConfig`, on top of the AOI
+file's own `trainset` section, e.g.
 `{{"clusters": 6, "keep_cluster_share": 0.1, "samples_per_year": 30000, "min_per_class": 200,
 "max_per_class": 5000, "split_block_px": 32, "forest_trees": 100}}`; `keep_cluster_share` 1.0, the
 default, keeps only the dominant cluster as the published method does, which also drops genuine
@@ -69,7 +70,12 @@ def build_training_dag(aoi: AOIConfig) -> None:
             asset=asset.name,
             cubes=cube_asset(aoi.name).name,
         ),
-        default_args={"owner": "eo-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
+        default_args={
+            "owner": "eo-platform",
+            "retries": 1,
+            "retry_delay": timedelta(minutes=2),
+            "on_failure_callback": failure_notifier(),
+        },
         params={
             "years": Param(
                 [], type="array", items={"type": "integer"}, description="years to use (empty: all)"
@@ -86,8 +92,8 @@ def build_training_dag(aoi: AOIConfig) -> None:
             from eo_tasks.trainset import TrainsetConfig
 
             params = params or {}
-            TrainsetConfig.from_dict(params.get("trainset"))
             config = AOIConfig.load(aoi.source_file)
+            TrainsetConfig.for_aoi(config, params.get("trainset"))
             with closing(store_connection()) as conn:
                 migrate(conn)
                 cubes = registered_cubes(conn, aoi.name)
@@ -116,7 +122,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
             config = AOIConfig.load(aoi.source_file)
             with closing(store_connection()) as conn:
                 cube = registered_cubes(conn, aoi.name)[year]
-            settings = TrainsetConfig.from_dict((params or {}).get("trainset"))
+            settings = TrainsetConfig.for_aoi(config, (params or {}).get("trainset"))
             result = build_annual(config, Path(cube), TrainingPaths.for_aoi(data_dir(), aoi.name), settings)
             return result.report
 
@@ -130,7 +136,7 @@ def build_training_dag(aoi: AOIConfig) -> None:
             from eo_tasks.trainset import TrainingPaths, TrainsetConfig, build_multiyear
 
             config = AOIConfig.load(aoi.source_file)
-            settings = TrainsetConfig.from_dict((params or {}).get("trainset"))
+            settings = TrainsetConfig.for_aoi(config, (params or {}).get("trainset"))
             by_year = {int(r["year"]): r for r in annual_reports}
             cubes = {year: Path(r["cube"]) for year, r in by_year.items()}
             report = build_multiyear(config, cubes, TrainingPaths.for_aoi(data_dir(), aoi.name), settings)

@@ -418,7 +418,7 @@ def _timed(function: Callable[[], Any], repeats: int) -> list[float]:
 
 
 def measure_postprocessing(args: argparse.Namespace) -> dict[str, Any]:
-    from eo_tasks.core.aoi import ChangeParams
+    from eo_tasks.core.aoi_sections import ChangeParams
     from eo_tasks.maps.changes import (
         _mode_where,
         analyse_sequences,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from eo_tasks.core.aoi import AOIConfig, SourceSpec
+from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.errors import ChecksumError, DownloadError, ProviderError
 from eo_tasks.core.files import file_digest
 from eo_tasks.core.redact import redact

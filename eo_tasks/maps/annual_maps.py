@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import ChangeParams
+from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import NODATA_CLASS
 from eo_tasks.core.cube import Cube
 from eo_tasks.core.errors import ConfigError, IncompleteOutputError, ServiceUnavailableError

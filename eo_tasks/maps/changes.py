@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eo_tasks.core.aoi import ChangeParams
+from eo_tasks.core.aoi_sections import ChangeParams
 
 NO_CHANGE = -1
 

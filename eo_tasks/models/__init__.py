@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from eo_tasks.core.aoi import ARCHITECTURES, BACKENDS
+from eo_tasks.core.aoi_sections import ARCHITECTURES, BACKENDS
 from eo_tasks.core.errors import ConfigError
 
 CARD_NAME = "model_card.json"

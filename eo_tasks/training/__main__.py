@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from eo_tasks.core.aoi import ARCHITECTURES, BACKENDS
+from eo_tasks.core.aoi_sections import ARCHITECTURES, BACKENDS
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.training.contract import EXIT_CONFIG, EXIT_FAILED, StopRequest, TrainConfig
 from eo_tasks.training.loop import configure_logging, train

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.errors import ConfigError
 
 
@@ -110,6 +111,11 @@ class TrainsetConfig:
             raise ConfigError(
                 f"trainset.include_indices: must be true or false, got {self.include_indices!r}"
             )
+
+    @classmethod
+    def for_aoi(cls, aoi: AOIConfig, overrides: Mapping[str, Any] | None = None) -> TrainsetConfig:
+        """The AOI file's ``trainset`` section, then a run's overrides (its ``trainset`` param)."""
+        return cls.from_dict({**aoi.trainset, **(overrides or {})})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainsetConfig:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 
+from eo_tasks.core.aoi import AOIConfig
 from tests.dags.helpers import load_dag, query, task_states
 
 pytestmark = pytest.mark.integration
@@ -50,6 +51,7 @@ def test_quarantined_scene_fails_the_run_after_the_others_are_announced(
     aoi = yaml.safe_load((archive / "aoi.yaml").read_text())
     aoi["name"] = "qcheck"
     make_platform(aoi)
+    source = AOIConfig.from_dict(aoi, check_crs=False).sources[0].key  # scene ids: <source>/<item id>
 
     dag = load_dag("ingest.py", "ingest_qcheck")
     dag.get_task("download").partial_kwargs["retries"] = 0  # no 30 s back-off waits in the test
@@ -61,11 +63,11 @@ def test_quarantined_scene_fails_the_run_after_the_others_are_announced(
     assert states["check_downloads"] == [TaskInstanceState.FAILED]
     assert TaskInstanceState.FAILED in states["download"]
     rows = dict(query(pg_schema, "SELECT id, state FROM scene"))
-    assert rows[f"local/{bad.name}"] == "quarantined"
+    assert rows[f"{source}/{bad.name}"] == "quarantined"
     assert sum(1 for s in rows.values() if s == "ready") == len(rows) - 1
     # the task log: the counts, then the scene and why
     fetched = len(rows) - 1
     assert f"qcheck: {fetched} scenes fetched, 1 quarantined or failed, 1 refused by policy" in caplog.text
-    assert f"local/{bad.name} [quarantined]: " in caplog.text and "!= published" in caplog.text
-    reason = query(pg_schema, f"SELECT reason FROM scene WHERE id = 'local/{bad.name}'")[0][0]
+    assert f"{source}/{bad.name} [quarantined]: " in caplog.text and "!= published" in caplog.text
+    reason = query(pg_schema, f"SELECT reason FROM scene WHERE id = '{source}/{bad.name}'")[0][0]
     assert "red.tif" in reason and "!= published" in reason

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from airflow.utils.state import DagRunState, TaskInstanceState
 
-from eo_tasks.core.aoi import SourceSpec
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.cube import Cube
 from tests.dags.helpers import load_dag, query, task_states
 

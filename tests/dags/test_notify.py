@@ -6,12 +6,14 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from types import SimpleNamespace
 from typing import Any
 
-import pendulum
 import pytest
-from airflow.sdk import dag, task
+from airflow.dag_processing.dagbag import DagBag
 from eo_notify import FailureNotifier
+
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -35,41 +37,45 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server.shutdown()
 
 
-def _failing_dag() -> Any:
-    @dag(
-        dag_id="notify_probe",
-        schedule=None,
-        start_date=pendulum.datetime(2021, 1, 1, tz="UTC"),
-        default_args={"retries": 0, "on_failure_callback": FailureNotifier()},
-    )
-    def probe() -> None:
-        @task
-        def breaks() -> None:
-            raise ValueError("the reference map is unreadable")
-
-        breaks()
-
-    return probe()
+def _context() -> dict[str, Any]:
+    """What Airflow hands a failure callback (the fields the notice reads)."""
+    ti = SimpleNamespace(dag_id="maps_demo", run_id="backfill__2022-01-01", task_id="assemble", try_number=2)
+    return {"ti": ti, "exception": ValueError("the reference map is unreadable\nsecond line")}
 
 
-def test_a_failed_task_sends_one_notice(
+def test_a_failure_sends_one_notice(
     webhook: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, received = webhook
     monkeypatch.setenv("AIRFLOW_CONN_EO_ALERTS", json.dumps({"conn_type": "http", "host": url}))
-    run = _failing_dag().test()
-    assert str(run.state) == "failed"
+    FailureNotifier().notify(_context())
     assert len(received) == 1
     notice = received[0]
-    assert (notice["dag_id"], notice["task_id"]) == ("notify_probe", "breaks")
-    assert (
-        "the reference map is unreadable" in notice["error"]
-        and "notify_probe.breaks failed" in notice["text"]
-    )
+    assert (notice["dag_id"], notice["task_id"], notice["try_number"]) == ("maps_demo", "assemble", 2)
+    assert notice["error"] == "the reference map is unreadable"
+    assert "maps_demo.assemble failed" in notice["text"] and notice["log_url"].endswith("/tasks/assemble")
 
 
 def test_without_the_connection_nothing_is_sent(webhook: tuple[str, list[dict[str, Any]]]) -> None:
     _, received = webhook
-    run = _failing_dag().test()
-    assert str(run.state) == "failed"
+    FailureNotifier().notify(_context())
     assert received == []
+
+
+def test_an_unreachable_webhook_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_EO_ALERTS", json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9/"})
+    )
+    FailureNotifier(timeout=2).notify(_context())
+    assert "could not send the failure notice" in caplog.text
+
+
+def test_every_platform_dag_sends_failure_notices() -> None:
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.dags
+    for dag_id, dag in bag.dags.items():
+        callbacks = dag.default_args.get("on_failure_callback")
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(isinstance(c, FailureNotifier) for c in callbacks), f"{dag_id}: no failure notices"

@@ -121,6 +121,15 @@ def small_aoi(services: dict[str, str], api: AirflowAPI) -> Iterator[Path]:
     }  # auto_approve is off: the model waits for a person's approval
     aoi["hpc"] = {"time_limit": "00:15:00", "tasks_per_node": 1}
     aoi["maps"] = {"window": 5, "median": 3, "ath": 4, "lag_days": 0, "block_px": 64, "array_tasks": 1}
+    aoi["trainset"] = {  # a 64 x 64 px AOI: small split blocks, few samples and trees
+        "samples_per_year": 1500,
+        "min_per_class": 20,
+        "max_per_class": 400,
+        "split_block_px": 16,
+        "forest_trees": 20,
+        "block_px": 32,
+        "min_cluster_pixels": 20,
+    }
     path = Path(services["EO_AOI_DIR"]) / f"{AOI}.yaml"
     path.write_text(yaml.safe_dump(aoi))
     yield path

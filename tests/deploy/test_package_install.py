@@ -26,7 +26,7 @@ import eo_tasks
 assert Path(eo_tasks.__file__).resolve().is_relative_to(Path(sys.prefix).resolve()), eo_tasks.__file__
 assert not any(p and Path(p).resolve() == Path(os.environ["EO_REPO_UNDER_TEST"]) for p in sys.path)
 
-from eo_tasks.core.aoi import HPCSpec
+from eo_tasks.core.aoi_sections import HPCSpec
 from eo_tasks.core.classes import Legend
 from eo_tasks.hpc.slurm import TEMPLATES_DIR, render_job_script
 from eo_tasks.store.connection import MIGRATIONS_DIR

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import yaml
 
-from eo_tasks.core.aoi import SourceSpec
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.calendar import Calendar
 from eo_tasks.core.errors import ProviderError
 from eo_tasks.core.grid import GridSpec

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from eo_tasks.core.aoi import SourceSpec
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.errors import DownloadError, ProviderError
 from eo_tasks.core.scenes import LANDSAT_BANDS, S2_BANDS, SceneRecord, boa_offset_to_remove, platform_band
 from eo_tasks.ingest.download import fetch

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eo_tasks.core.aoi import SourceSpec
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.scenes import (
     LANDSAT_BANDS,
     S2_BANDS,

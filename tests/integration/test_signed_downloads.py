@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from eo_tasks.core.aoi import SourceSpec
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.errors import DownloadError
 from eo_tasks.core.scenes import SceneRecord, scoped_id
 from eo_tasks.ingest.pipeline import check_downloads, download_scene

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eo_tasks.core.aoi import ChangeParams
+from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.errors import IncompleteOutputError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels

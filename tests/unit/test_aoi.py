@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from eo_tasks.core.aoi import AOIConfig, SourceSpec, load_all
+from eo_tasks.core.aoi import AOIConfig, load_all
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.core.errors import ConfigError
 from tests.conftest import REPO
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eo_tasks.core.aoi import ChangeParams
+from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.maps.changes import (
     NO_CHANGE,

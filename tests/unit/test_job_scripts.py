@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eo_tasks.core.aoi import HPCSpec
+from eo_tasks.core.aoi_sections import HPCSpec
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.hpc.script import check_directives, render_job_script, with_exit_status
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eo_tasks.core.aoi import SourceSpec
+from eo_tasks.core.aoi_sections import SourceSpec
 from eo_tasks.ingest.providers.base import Credentials, SceneProvider, SearchQuery
 
 __all__ = ["Credentials", "SceneProvider", "SearchQuery", "make_provider"]
