@@ -149,6 +149,7 @@ def test_the_whole_chain_under_the_scheduler(
     approvals: list[str] = []
 
     def approve(dag_id: str, run_id: str, ti: dict[str, Any]) -> None:
+        time.sleep(10)  # a person reads the model card first (an instant answer can race the parking)
         approvals.append(ti["task_id"])
         api.respond(dag_id, run_id, ti["task_id"], "Approve")
 
