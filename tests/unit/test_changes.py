@@ -131,3 +131,19 @@ def test_median_filter_and_step_response() -> None:
 def test_invalid_parameters(data: dict[str, int], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ChangeParams.from_dict(data)
+
+
+@pytest.mark.parametrize("block_px", [1, 5, 16, 64])
+def test_regions_crossing_block_edges_are_stitched_before_the_size_filter(block_px: int) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(block_px)
+    changed = ndimage.binary_dilation(rng.random((60, 75)) < 0.04, iterations=1)  # blobs of all sizes
+    changed[10, :] = True  # a line across every block edge: one region only if stitched
+    regions, n = ndimage.label(changed, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(regions.ravel())
+    for ath in (2, 20, 200):
+        keep = sizes >= ath
+        keep[0] = False
+        np.testing.assert_array_equal(drop_small_regions(changed, ath, block_px), keep[regions])
+    assert n > 20 and 1 < (sizes[1:] >= 20).sum() < n  # the filter both keeps and drops regions
