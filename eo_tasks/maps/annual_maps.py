@@ -72,14 +72,21 @@ class LabelSeries:
         model_id: str,
         block_px: int = 256,
     ) -> LabelSeries:
-        """A series held in memory (``labels``: ``(positions, rows, cols)``), read in blocks of ``block_px``."""
+        """A series held in memory (``labels``: ``(positions, rows, cols)``), read in blocks."""
         rows, cols = annual.shape
         tiles = tuple(
             Block(r, c, min(block_px, rows - r), min(block_px, cols - c))
             for r in range(0, rows, block_px)
             for c in range(0, cols, block_px)
         )
-        return cls(annual, composite_dates, window, model_id, tiles, lambda b: labels[:, _window(b)[0], _window(b)[1]])
+        return cls(
+            annual,
+            composite_dates,
+            window,
+            model_id,
+            tiles,
+            lambda b: labels[:, _window(b)[0], _window(b)[1]],
+        )
 
     def mosaic(self) -> np.ndarray:
         """All positions over the whole AOI (small AOIs and tests only: it is positions × pixels)."""
@@ -203,10 +210,14 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
         for start in range(0, initial.size, CHUNK_PX):
             part = slice(start, start + CHUNK_PX)
             result = analyse_sequences(labels[:, part], initial[part], params)
-            found[0][part] = result.changed & (initial[part] != NODATA_CLASS) & (result.to_class != NODATA_CLASS)
+            found[0][part] = (
+                result.changed & (initial[part] != NODATA_CLASS) & (result.to_class != NODATA_CLASS)
+            )
             found[1][part] = result.to_class
             found[2][part] = result.date_composite
-        candidate[window], to_class[window], composite[window] = (a.reshape(block.rows, block.cols) for a in found)
+        candidate[window], to_class[window], composite[window] = (
+            a.reshape(block.rows, block.cols) for a in found
+        )
     changed = drop_small_regions(candidate, params.ath, max(series.tiles[0].rows, series.tiles[0].cols))
     last = len(series.composite_dates) - 1
     applies = changed & (composite >= 0) & (composite <= last)
