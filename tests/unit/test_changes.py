@@ -219,3 +219,18 @@ def test_class_areas_count_every_pixel_once() -> None:
     counts = np.bincount(classes.ravel(), minlength=10)
     assert areas["tree_cover"] == pytest.approx(counts[TREE] * 100 / 1e4)
     assert sum(areas.values()) == pytest.approx((classes != 0).sum() * 100 / 1e4)
+
+
+@pytest.mark.parametrize("length", [1, 3, 5, 7, 4])
+def test_the_median_filter_and_step_response_equal_their_textbook_forms(length: int) -> None:
+    rng = np.random.default_rng(length)
+    labels = rng.integers(0, 10, (40, 500)).astype(np.uint8)
+    pad = length // 2
+    padded = np.concatenate([np.repeat(labels[:1], pad, 0), labels, np.repeat(labels[-1:], pad, 0)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, length, axis=0)
+    np.testing.assert_array_equal(median_filter(labels, length), np.median(windows, -1).astype(np.uint8))
+    differs, half = labels > 4, 8
+    x = np.concatenate([np.repeat(differs[:1], half, 0), differs, np.repeat(differs[-1:], half, 0)])
+    x = x.astype(np.float32)
+    means = [(x[i + half : i + 2 * half].sum(0) - x[i : i + half].sum(0)) / half for i in range(40)]
+    np.testing.assert_allclose(step_response(differs, half), np.stack(means), rtol=0, atol=1e-6)

@@ -82,7 +82,7 @@ def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path, monkeypatch: pytest
 
     report = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar(24))
     monkeypatch.setattr("eo_tasks.maps.evaluate.ROWS_AT_A_TIME", 3)  # streamed in bands of 3 rows
-    streamed = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar(24))
+    streamed = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar())
     assert streamed == report
 
     assert report["scored_pixels"] == 400 - 25 and report["truth_changed_pixels"] == 25
