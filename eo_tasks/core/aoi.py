@@ -18,6 +18,7 @@ import yaml
 
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.preprocess_spec import PreprocessSpec
 from eo_tasks.core.settings import aoi_dir
 from eo_tasks.core.validate import as_mapping, check_known_keys, expand_path, require_key
 
@@ -265,6 +266,7 @@ class AOIConfig:
     model: TrainingSpec = field(default_factory=TrainingSpec)
     hpc: HPCSpec = field(default_factory=HPCSpec)
     maps: MapsSpec = field(default_factory=MapsSpec)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     source_file: str = ""
 
     @classmethod
@@ -303,6 +305,7 @@ class AOIConfig:
             "model",
             "hpc",
             "maps",
+            "preprocess",
         }
         check_known_keys(data, allowed, "AOI")
         name = str(require_key(data, "name", "AOI"))
@@ -343,6 +346,7 @@ class AOIConfig:
             model=TrainingSpec.from_dict(as_mapping(data.get("model") or {}, "model")),
             hpc=HPCSpec.from_dict(as_mapping(data.get("hpc") or {}, "hpc")),
             maps=MapsSpec.from_dict(as_mapping(data.get("maps") or {}, "maps")),
+            preprocess=PreprocessSpec.from_dict(as_mapping(data.get("preprocess") or {}, "preprocess")),
             source_file=source_file,
         )
 
