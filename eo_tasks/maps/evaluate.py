@@ -98,10 +98,11 @@ def class_scores(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[int
 
 
 # --- a whole AOI against truth rasters: the method and the paper's baselines ----------------------
-# Streamed by bands of rows: every raster is read a band at a time and the figures are accumulated
-# as counts, so memory depends on the band, not the AOI.
+# Streamed by blocks: every raster is read a block at a time (GDAL's cache kept small: each block is
+# read once) and the figures are accumulated as counts, so memory depends on the block, not the AOI.
 
-ROWS_AT_A_TIME = 256
+BLOCK_PX = 512
+GDAL_CACHE_BYTES = 32 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -136,20 +137,21 @@ def composite_index(days: np.ndarray, first_year: int, calendar: Calendar) -> np
 
 
 class _Rasters:
-    """Open rasters read a band of rows at a time."""
+    """Open rasters read a window at a time."""
 
     def __init__(self) -> None:
         self._open: dict[Path, Any] = {}
+        self.window = (0, 0, 1, 1)  # col0, row0, cols, rows of the next reads
 
-    def rows(self, path: Path, row0: int, rows: int) -> np.ndarray:
+    def read(self, path: Path) -> np.ndarray:
         from osgeo import gdal
 
         gdal.UseExceptions()
         dataset = self._open.get(path) or self._open.setdefault(path, gdal.Open(str(path)))
-        return np.asarray(dataset.GetRasterBand(1).ReadAsArray(0, row0, dataset.RasterXSize, rows))
+        return np.asarray(dataset.GetRasterBand(1).ReadAsArray(*self.window))
 
     def shape(self, path: Path) -> tuple[int, int]:
-        self.rows(path, 0, 1)
+        self.read(path)
         return self._open[path].RasterYSize, self._open[path].RasterXSize
 
 
@@ -246,34 +248,27 @@ def evaluate_aoi(
     Returns:
         ``{"years", "scored_pixels", "truth_changed_pixels", "methods": [...]}``.
     """
+    from osgeo import gdal
+
     years = sorted(maps)
-    first = years[0]
     rasters = _Rasters()
-    rows = rasters.shape(truth.change_days)[0]
+    rows, cols = rasters.shape(truth.change_days)
     ours = _Tally.empty(years, dated=True)
     theirs = {name: _Tally.empty(sorted(paths), dated=False) for name, paths in baselines.items()}
     scored_pixels = truth_changed_pixels = 0
-    for row0 in range(0, rows, ROWS_AT_A_TIME):
-        n = min(ROWS_AT_A_TIME, rows - row0)
-        truth_days = rasters.rows(truth.change_days, row0, n).astype(np.int64)
-        truth_composite = composite_index(truth_days, first, calendar)
-        band: dict[str, Any] = {
-            "truth_changed": truth_days > 0,
-            "scored": ~((truth_days > 0) & (truth_composite < calendar.n_composites // 2)),
-            "truth_composite": truth_composite,
-            "landcover": {y: rasters.rows(p, row0, n) for y, p in truth.landcover.items()},
-        }
-        scored_pixels += int(band["scored"].sum())
-        truth_changed_pixels += int((band["truth_changed"] & band["scored"]).sum())
-        days = np.zeros(truth_days.shape, dtype=np.int64)
-        for year in sorted(change_rasters):
-            found = rasters.rows(change_rasters[year], row0, n).astype(np.int64)
-            days = np.where(found > 0, found, days)  # a later year's detection of the same pixel wins
-        band["composite"] = composite_index(days, first, calendar)
-        ours.add({y: rasters.rows(p, row0, n) for y, p in maps.items()}, days > 0, band)
-        for name, paths in baselines.items():
-            their = {y: rasters.rows(p, row0, n) for y, p in paths.items()}
-            theirs[name].add(their, _year_pair_changes(their), band)
+    cache = gdal.GetCacheMax()
+    gdal.SetCacheMax(GDAL_CACHE_BYTES)
+    try:
+        for row0 in range(0, rows, BLOCK_PX):
+            for col0 in range(0, cols, BLOCK_PX):
+                rasters.window = (col0, row0, min(BLOCK_PX, cols - col0), min(BLOCK_PX, rows - row0))
+                counts = _score_window(
+                    rasters, maps, change_rasters, baselines, truth, calendar, ours, theirs
+                )
+                scored_pixels += counts[0]
+                truth_changed_pixels += counts[1]
+    finally:
+        gdal.SetCacheMax(cache)
     return {
         "years": years,
         "scored_pixels": scored_pixels,
@@ -281,6 +276,38 @@ def evaluate_aoi(
         "methods": [ours.report("sequence analysis (this platform)")]
         + [tally.report(name) for name, tally in theirs.items()],
     }
+
+
+def _score_window(
+    rasters: _Rasters,
+    maps: dict[int, Path],
+    change_rasters: dict[int, Path],
+    baselines: dict[str, dict[int, Path]],
+    truth: Truth,
+    calendar: Calendar,
+    ours: _Tally,
+    theirs: dict[str, _Tally],
+) -> tuple[int, int]:
+    """Adds one window's counts to the tallies; returns its scored and truly changed scored pixels."""
+    first = min(maps)
+    truth_days = rasters.read(truth.change_days).astype(np.int64)
+    truth_composite = composite_index(truth_days, first, calendar)
+    band: dict[str, Any] = {
+        "truth_changed": truth_days > 0,
+        "scored": ~((truth_days > 0) & (truth_composite < calendar.n_composites // 2)),
+        "truth_composite": truth_composite,
+        "landcover": {y: rasters.read(p) for y, p in truth.landcover.items()},
+    }
+    days = np.zeros(truth_days.shape, dtype=np.int64)
+    for year in sorted(change_rasters):
+        found = rasters.read(change_rasters[year]).astype(np.int64)
+        days = np.where(found > 0, found, days)  # a later year's detection of the same pixel wins
+    band["composite"] = composite_index(days, first, calendar)
+    ours.add({y: rasters.read(p) for y, p in maps.items()}, days > 0, band)
+    for name, paths in baselines.items():
+        their = {y: rasters.read(p) for y, p in paths.items()}
+        theirs[name].add(their, _year_pair_changes(their), band)
+    return int(band["scored"].sum()), int((band["truth_changed"] & band["scored"]).sum())
 
 
 def _year_pair_changes(maps: dict[int, np.ndarray]) -> np.ndarray:

@@ -231,10 +231,10 @@ def _valid_multipolygon(geom: Any) -> Any:
     return ogr.ForceToMultiPolygon(geom)
 
 
-def class_areas(classes: np.ndarray, resolution: float, rows_at_a_time: int = 256) -> dict[str, float]:
-    """Area per class name, in hectares (counted a band of rows at a time: no AOI-sized copy)."""
+def class_areas(classes: np.ndarray, resolution: float, pixels_at_a_time: int = 1 << 20) -> dict[str, float]:
+    """Area per class name, in hectares (counted a slice of pixels at a time: no AOI-sized copy)."""
     counts = np.zeros(max(c.code for c in CLASSES) + 1, dtype=np.int64)
-    for r0 in range(0, classes.shape[0], rows_at_a_time):
-        band = classes[r0 : r0 + rows_at_a_time].ravel()
-        counts += np.bincount(band, minlength=counts.size)[: counts.size]
+    flat = classes.reshape(-1)  # a view of a contiguous map
+    for start in range(0, flat.size, pixels_at_a_time):
+        counts += np.bincount(flat[start : start + pixels_at_a_time], minlength=counts.size)[: counts.size]
     return {c.name: float(counts[c.code] * resolution**2 / 1e4) for c in CLASSES}

@@ -215,7 +215,7 @@ def test_change_regions_in_one_pass_equal_the_per_region_scans_and_are_valid() -
 
 def test_class_areas_count_every_pixel_once() -> None:
     classes = np.random.default_rng(1).choice([0, GRASS, TREE, BARE], (700, 333)).astype(np.uint8)
-    areas = class_areas(classes, 10.0, rows_at_a_time=64)
+    areas = class_areas(classes, 10.0, pixels_at_a_time=1000)
     counts = np.bincount(classes.ravel(), minlength=10)
     assert areas["tree_cover"] == pytest.approx(counts[TREE] * 100 / 1e4)
     assert sum(areas.values()) == pytest.approx((classes != 0).sum() * 100 / 1e4)

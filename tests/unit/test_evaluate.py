@@ -81,7 +81,7 @@ def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path, monkeypatch: pytest
     baseline = {2021: ours[2021], 2022: write_class_cog(tmp_path / "b22.tif", noisy, grid)}
 
     report = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar(24))
-    monkeypatch.setattr("eo_tasks.maps.evaluate.ROWS_AT_A_TIME", 3)  # streamed in bands of 3 rows
+    monkeypatch.setattr("eo_tasks.maps.evaluate.BLOCK_PX", 3)  # streamed in blocks of 3 x 3 px
     streamed = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar())
     assert streamed == report
 
