@@ -101,8 +101,8 @@ def class_scores(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[int
 # Streamed by blocks: every raster is read a block at a time (GDAL's cache kept small: each block is
 # read once) and the figures are accumulated as counts, so memory depends on the block, not the AOI.
 
-BLOCK_PX = 512
-GDAL_CACHE_BYTES = 32 * 1024**2
+BLOCK_PX = 256  # one COG tile
+GDAL_CACHE_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ def _valid_multipolygon(geom: Any) -> Any:
     return ogr.ForceToMultiPolygon(geom)
 
 
-def class_areas(classes: np.ndarray, resolution: float, pixels_at_a_time: int = 1 << 20) -> dict[str, float]:
+def class_areas(classes: np.ndarray, resolution: float, pixels_at_a_time: int = 1 << 16) -> dict[str, float]:
     """Area per class name, in hectares (counted a slice of pixels at a time: no AOI-sized copy)."""
     counts = np.zeros(max(c.code for c in CLASSES) + 1, dtype=np.int64)
     flat = classes.reshape(-1)  # a view of a contiguous map
