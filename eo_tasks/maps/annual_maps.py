@@ -227,7 +227,7 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
         changed=changed,
         from_class=previous,
         to_class=np.where(changed, to_class, previous).astype(np.uint8),
-        change_days=composite_days(composite, series.composite_dates),
+        change_days=_changed_days(composite, changed, series.composite_dates),
         change_composite=composite,
     )
 
@@ -274,7 +274,16 @@ def refine_dates(
             median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         composite[box][where] = break_composite(median, flip_end - window + 1, flip_end)
-    return replace(result, change_composite=composite, change_days=composite_days(composite, dates))
+    return replace(
+        result, change_composite=composite, change_days=_changed_days(composite, result.changed, dates)
+    )
+
+
+def _changed_days(composite: np.ndarray, changed: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:
+    """:func:`composite_days` with temporaries the size of the changed pixels only (0 elsewhere)."""
+    days = np.zeros(composite.shape, np.int32)
+    days[changed] = composite_days(composite[changed], dates)
+    return days
 
 
 @dataclass(frozen=True)
