@@ -210,7 +210,11 @@ def _region_polygons(regions: np.ndarray, grid: GridSpec) -> dict[int, Any]:
         region = feature.GetField("region")
         multi = parts.setdefault(region, ogr.Geometry(ogr.wkbMultiPolygon))
         multi.AddGeometry(feature.GetGeometryRef())
-    return {region: _valid_multipolygon(multi) for region, multi in parts.items()}
+    gdal.PushErrorHandler("CPLQuietErrorHandler")  # GEOS reports every invalid ring it repairs
+    try:
+        return {region: _valid_multipolygon(multi) for region, multi in parts.items()}
+    finally:
+        gdal.PopErrorHandler()
 
 
 def _valid_multipolygon(geom: Any) -> Any:
