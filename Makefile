@@ -38,6 +38,7 @@ bench:            ## benchmarks against what a user would otherwise use (results
 	.venv/bin/python -m pip install -q -r requirements/bench.in -c requirements/orchestration.lock
 	$(ENV) .venv/bin/python benchmarks/preprocess/run.py --out benchmarks/results/preprocess.json
 	$(ENV) .venv-compute/bin/python benchmarks/infer/run.py --out benchmarks/results/infer.json
+	$(ENV) .venv/bin/python benchmarks/scale/run.py --out benchmarks/results/scale.json
 
 clean: services-down
 	rm -rf .run

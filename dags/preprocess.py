@@ -90,7 +90,7 @@ def build_preprocess_dag(aoi: AOIConfig) -> None:
                     done / max(seconds, 1e-6),
                 )
 
-            with dask_client() as client:
+            with dask_client(spec=config.preprocess) as client:
                 report = build_year(
                     scene_catalog(), config, year, data_dir(), client=client, progress=progress
                 )

@@ -19,6 +19,7 @@ import yaml
 from eo_tasks.core.aoi_sections import HPCSpec, MapsSpec, ReferenceSpec, SourceSpec, TrainingSpec
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.core.grid import GridSpec
+from eo_tasks.core.preprocess_spec import PreprocessSpec
 from eo_tasks.core.settings import aoi_dir
 from eo_tasks.core.validate import as_mapping, check_known_keys, require_key
 
@@ -44,6 +45,7 @@ class AOIConfig:
     # Overrides of the training-set builder's settings (``eo_tasks.trainset.TrainsetConfig``, which
     # validates them when the trainset_<aoi> tasks start; a run's ``trainset`` param overrides these).
     trainset: Mapping[str, Any] = field(default_factory=dict)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     source_file: str = ""
 
     @classmethod
@@ -83,6 +85,7 @@ class AOIConfig:
             "hpc",
             "maps",
             "trainset",
+            "preprocess",
         }
         check_known_keys(data, allowed, "AOI")
         name = str(require_key(data, "name", "AOI"))
@@ -124,6 +127,7 @@ class AOIConfig:
             hpc=HPCSpec.from_dict(as_mapping(data.get("hpc") or {}, "hpc")),
             maps=MapsSpec.from_dict(as_mapping(data.get("maps") or {}, "maps")),
             trainset=dict(as_mapping(data.get("trainset") or {}, "trainset")),
+            preprocess=PreprocessSpec.from_dict(as_mapping(data.get("preprocess") or {}, "preprocess")),
             source_file=source_file,
         )
 

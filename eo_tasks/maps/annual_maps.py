@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +30,9 @@ from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import NODATA_CLASS
 from eo_tasks.core.cube import Cube
 from eo_tasks.core.errors import ConfigError, IncompleteOutputError, ServiceUnavailableError
-from eo_tasks.core.grid import GridSpec, blocks
+from eo_tasks.core.grid import Block, GridSpec, blocks
 from eo_tasks.maps import versions
-from eo_tasks.maps.changes import analyse_sequences, break_composite, drop_small_regions, embed_changes
+from eo_tasks.maps.changes import analyse_sequences, break_composite, drop_small_regions
 from eo_tasks.maps.infer import BLOCK_FILE
 from eo_tasks.store import maps as maps_store
 
@@ -40,61 +40,101 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 EPOCH = dt.date(1970, 1, 1)
+CHUNK_PX = 1 << 16  # pixels analysed at a time: ~40 MB of working memory at 48 positions
 
 
 @dataclass(frozen=True)
 class LabelSeries:
-    """The inference job's output for a map year, mosaicked over the AOI.
+    """The inference job's output for a map year, read block by block (never the whole AOI at once).
 
     Attributes:
-        labels: ``(positions, rows, cols)`` class codes; position ``k`` is the window ending at
-            composite ``window - 1 + k``.
-        confidence: ``(positions, rows, cols)`` the label's mean probability, percent.
         annual: ``(rows, cols)`` the map year's label from its whole series in one window (baseline).
         composite_dates: Date of every composite of the series, oldest first.
         window: ``w``.
         model_id: The model that labelled them.
+        tiles: The blocks the AOI is read in.
+        read: A block's ``(positions, rows, cols)`` class codes; position ``k`` is the window ending
+            at composite ``window - 1 + k``.
     """
 
-    labels: np.ndarray
-    confidence: np.ndarray
     annual: np.ndarray
     composite_dates: list[dt.date]
     window: int
     model_id: str
+    tiles: tuple[Block, ...]
+    read: Callable[[Block], np.ndarray]
+
+    @classmethod
+    def from_array(
+        cls,
+        labels: np.ndarray,
+        annual: np.ndarray,
+        composite_dates: list[dt.date],
+        window: int,
+        model_id: str,
+        block_px: int = 256,
+    ) -> LabelSeries:
+        """A series held in memory (``labels``: ``(positions, rows, cols)``), read in blocks."""
+        rows, cols = annual.shape
+        tiles = tuple(
+            Block(r, c, min(block_px, rows - r), min(block_px, cols - c))
+            for r in range(0, rows, block_px)
+            for c in range(0, cols, block_px)
+        )
+        return cls(
+            annual,
+            composite_dates,
+            window,
+            model_id,
+            tiles,
+            lambda b: labels[:, _window(b)[0], _window(b)[1]],
+        )
+
+    def mosaic(self) -> np.ndarray:
+        """All positions over the whole AOI (small AOIs and tests only: it is positions × pixels)."""
+        parts = {b: self.read(b) for b in self.tiles}
+        positions = next(iter(parts.values())).shape[0]
+        out = np.zeros((positions, *self.annual.shape), np.uint8)
+        for block, part in parts.items():
+            out[(slice(None), *_window(block))] = part
+        return out
+
+
+def _window(block: Block) -> tuple[slice, slice]:
+    return slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
 
 
 def read_labels(labels_dir: Path, grid: GridSpec, block_px: int) -> LabelSeries:
-    """Mosaics the block files of an inference run.
+    """Opens the block files of an inference run: the annual map and attributes now, labels per block later.
 
     Raises:
         IncompleteOutputError: A block is missing (a task of the array failed): nothing is used.
     """
     import h5py
 
-    parts: dict[str, np.ndarray] = {}
+    tiles = tuple(blocks(grid, block_px))
+    paths = {b: labels_dir / BLOCK_FILE.format(row0=b.row0, col0=b.col0) for b in tiles}
+    missing = [p for p in paths.values() if not p.is_file()]
+    if missing:
+        raise IncompleteOutputError(f"{missing[0]} is missing: the inference job did not finish its blocks")
+    annual = np.zeros(grid.shape, np.uint8)
     attrs: dict[str, Any] = {}
-    for block in blocks(grid, block_px):
-        path = labels_dir / BLOCK_FILE.format(row0=block.row0, col0=block.col0)
-        if not path.is_file():
-            raise IncompleteOutputError(f"{path} is missing: the inference job did not finish its blocks")
+    for block, path in paths.items():
         with h5py.File(path, "r") as f:
-            if not parts:
-                attrs = dict(f.attrs)
-                n_pos = f["labels"].shape[0]
-                parts = {name: np.zeros((n_pos, *grid.shape), np.uint8) for name in ("labels", "confidence")}
-                parts["annual"] = np.zeros(grid.shape, np.uint8)
-            window = (slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols))
-            for name in ("labels", "confidence"):
-                parts[name][(slice(None), *window)] = f[name][:]
-            parts["annual"][window] = f["annual"][:]
+            attrs = attrs or dict(f.attrs)
+            annual[_window(block)] = f["annual"][:]
+
+    def read(block: Block) -> np.ndarray:
+        with h5py.File(paths[block], "r") as f:
+            return np.asarray(f["labels"][:], dtype=np.uint8)
+
     return LabelSeries(
-        labels=parts["labels"],
-        confidence=parts["confidence"],
-        annual=parts["annual"],
+        annual=annual,
         composite_dates=[dt.date.fromisoformat(d) for d in json.loads(attrs["composite_dates"])],
         window=int(attrs["window"]),
         model_id=str(attrs["model_id"]),
+        tiles=tiles,
+        read=read,
     )
 
 
@@ -146,6 +186,9 @@ def first_year_map(series: LabelSeries) -> YearResult:
 def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParams) -> YearResult:
     """The map of a year after the first: the previous map with the permanent changes embedded.
 
+    The label sequences are analysed block by block, in chunks of at most ``CHUNK_PX`` pixels, so
+    the working memory is that of a chunk; only the per-pixel outputs span the AOI.
+
     Args:
         series: Labels of the windows over the previous and this year's composites.
         previous: ``(rows, cols)`` the stored map of the previous year (reviews included).
@@ -156,22 +199,37 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
     """
     if series.window != params.window:
         raise ConfigError(f"labels from windows of {series.window}, the analysis expects {params.window}")
-    n_pos, rows, cols = series.labels.shape
-    result = analyse_sequences(series.labels.reshape(n_pos, -1), previous.ravel(), params)
-    valid = (previous.ravel() != NODATA_CLASS) & (result.to_class != NODATA_CLASS)
-    changed = drop_small_regions((result.changed & valid).reshape(rows, cols), params.ath)
+    previous = previous.astype(np.uint8)
+    candidate = np.zeros(previous.shape, dtype=bool)
+    to_class = previous.copy()
+    composite = np.full(previous.shape, -1, np.int32)
+    for block in series.tiles:
+        window = _window(block)
+        labels = series.read(block)
+        labels = labels.reshape(labels.shape[0], -1)
+        initial = previous[window].ravel()
+        found = np.zeros(initial.size, bool), initial.copy(), np.full(initial.size, -1, np.int32)
+        for start in range(0, initial.size, CHUNK_PX):
+            part = slice(start, start + CHUNK_PX)
+            result = analyse_sequences(labels[:, part], initial[part], params)
+            found[0][part] = (
+                result.changed & (initial[part] != NODATA_CLASS) & (result.to_class != NODATA_CLASS)
+            )
+            found[1][part] = result.to_class
+            found[2][part] = result.date_composite
+        candidate[window], to_class[window], composite[window] = (
+            a.reshape(block.rows, block.cols) for a in found
+        )
+    changed = drop_small_regions(candidate, params.ath, max(series.tiles[0].rows, series.tiles[0].cols))
     last = len(series.composite_dates) - 1
-    classes = embed_changes(previous.ravel(), result, changed.ravel(), last_composite=last).reshape(
-        rows, cols
-    )
-    composite = np.where(changed.ravel(), result.date_composite, -1).reshape(rows, cols).astype(np.int32)
-    days = composite_days(composite, series.composite_dates)
+    applies = changed & (composite >= 0) & (composite <= last)
+    composite = np.where(changed, composite, -1).astype(np.int32)
     return YearResult(
-        classes=classes.astype(np.uint8),
+        classes=np.where(applies, to_class, previous).astype(np.uint8),
         changed=changed,
-        from_class=previous.astype(np.uint8),
-        to_class=np.where(changed, result.to_class.reshape(rows, cols), previous).astype(np.uint8),
-        change_days=days,
+        from_class=previous,
+        to_class=np.where(changed, to_class, previous).astype(np.uint8),
+        change_days=_changed_days(composite, changed, series.composite_dates),
         change_composite=composite,
     )
 
@@ -218,7 +276,16 @@ def refine_dates(
             median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         composite[box][where] = break_composite(median, flip_end - window + 1, flip_end)
-    return replace(result, change_composite=composite, change_days=composite_days(composite, dates))
+    return replace(
+        result, change_composite=composite, change_days=_changed_days(composite, result.changed, dates)
+    )
+
+
+def _changed_days(composite: np.ndarray, changed: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:
+    """:func:`composite_days` with temporaries the size of the changed pixels only (0 elsewhere)."""
+    days = np.zeros(composite.shape, np.int32)
+    days[changed] = composite_days(composite[changed], dates)
+    return days
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ seasons (snow, crops, a flood), not land-cover change. Following Sedona et al. (
    series, and the pixel is still changed at the end of the series;
 4. connected change regions smaller than ``ath`` pixels are dropped.
 
-Everything is vectorized over pixels: sequences are arrays shaped ``(steps, pixels)``.
+Everything is vectorized over pixels: sequences are arrays shaped ``(steps, pixels)``; callers
+stream the AOI through it in chunks of pixels (``eo_tasks.maps.annual_maps``), and the region-size
+filter labels block by block and stitches regions across block edges (:func:`drop_small_regions`),
+so memory depends on the block, not the AOI.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ def median_filter(labels: np.ndarray, length: int) -> np.ndarray:
         return labels.copy()
     pad = length // 2
     padded = np.concatenate([np.repeat(labels[:1], pad, axis=0), labels, np.repeat(labels[-1:], pad, axis=0)])
+    if length % 2:  # odd: the middle of the sorted neighbours, by a sorting network on whole arrays
+        steps = labels.shape[0]
+        rows = [padded[k : k + steps].copy() for k in range(length)]
+        for round_ in range(length):  # odd-even transposition sort: sorted after ``length`` rounds
+            for i in range(round_ % 2, length - 1, 2):
+                low = np.minimum(rows[i], rows[i + 1])
+                np.maximum(rows[i], rows[i + 1], out=rows[i + 1])
+                rows[i] = low
+        return rows[pad]
     windows = np.lib.stride_tricks.sliding_window_view(padded, length, axis=0)
     return np.median(windows, axis=-1).astype(labels.dtype)
 
@@ -46,13 +58,15 @@ def step_response(differs: np.ndarray, half: int) -> np.ndarray:
     start has no step there.
     """
     t = differs.shape[0]
-    x = differs.astype(np.float32)
+    x = differs.astype(np.int32)
     padded = np.concatenate([np.repeat(x[:1], half, axis=0), x, np.repeat(x[-1:], half, axis=0)])
-    cumsum = np.concatenate([np.zeros_like(padded[:1]), np.cumsum(padded, axis=0)])
+    cumsum = np.zeros((padded.shape[0] + 1, *padded.shape[1:]), np.int32)
+    for k in range(padded.shape[0]):  # row by row: far faster than np.cumsum along axis 0
+        np.add(cumsum[k], padded[k], out=cumsum[k + 1])
     i = np.arange(t) + half  # position i of x sits at i + half in padded
     after = cumsum[i + half] - cumsum[i]
     before = cumsum[i] - cumsum[i - half]
-    return (after - before) / half
+    return (after - before).astype(np.float32) / np.float32(half)
 
 
 @dataclass(frozen=True)
@@ -134,23 +148,70 @@ def _mode_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(counts.max(axis=0) > 0, present[counts.argmax(axis=0)], 0).astype(np.int64)
 
 
-def drop_small_regions(changed: np.ndarray, ath: int) -> np.ndarray:
+def drop_small_regions(changed: np.ndarray, ath: int, block_px: int = 1024) -> np.ndarray:
     """Keeps the connected (8-neighbour) change regions of at least ``ath`` pixels.
+
+    Regions are labelled block by block; labels that touch across a block edge are joined (a graph
+    of the labels on the two sides of every edge), their sizes summed, and a second pass over the
+    blocks keeps the pixels of large regions. The result equals labelling the whole AOI at once,
+    with working memory of one block plus the edge lines and one size per region.
 
     Args:
         changed: ``(rows, cols)`` boolean change mask.
         ath: Smallest region kept.
+        block_px: Side of the blocks labelled at a time.
 
     Returns:
         The filtered mask.
     """
-    from scipy import ndimage
+    from scipy import ndimage, sparse
+    from scipy.sparse.csgraph import connected_components
 
-    regions, _ = ndimage.label(changed, structure=np.ones((3, 3), dtype=bool))
-    sizes = np.bincount(regions.ravel())
-    keep = sizes >= ath
+    rows, cols = changed.shape
+    tiles = [(r, c) for r in range(0, rows, block_px) for c in range(0, cols, block_px)]
+    edge_rows = {r: np.zeros(cols, np.int64) for r0 in range(block_px, rows, block_px) for r in (r0 - 1, r0)}
+    edge_cols = {c: np.zeros(rows, np.int64) for c0 in range(block_px, cols, block_px) for c in (c0 - 1, c0)}
+    sizes, offset = [np.zeros(1, np.int64)], 0  # global label 0: background
+    for r0, c0 in tiles:
+        local, n = ndimage.label(changed[r0 : r0 + block_px, c0 : c0 + block_px], structure=_EIGHT)
+        sizes.append(np.bincount(local.ravel(), minlength=n + 1)[1:])
+        glob = np.where(local > 0, local.astype(np.int64) + offset, 0)
+        for r in range(r0, r0 + local.shape[0]):
+            if r in edge_rows:
+                edge_rows[r][c0 : c0 + local.shape[1]] = glob[r - r0]
+        for c in range(c0, c0 + local.shape[1]):
+            if c in edge_cols:
+                edge_cols[c][r0 : r0 + local.shape[0]] = glob[:, c - c0]
+        offset += n
+    pairs = [np.zeros((2, 0), np.int64)]
+    for lines in (edge_rows, edge_cols):
+        pairs += [_touching(lines[k - 1], lines[k]) for k in lines if k - 1 in lines and k % block_px == 0]
+    src, dst = np.concatenate(pairs, axis=1)
+    graph = sparse.coo_matrix((np.ones(src.size, np.int8), (src, dst)), shape=(offset + 1, offset + 1))
+    _, root = connected_components(graph, directed=False)
+    keep = np.bincount(root, weights=np.concatenate(sizes))[root] >= ath
     keep[0] = False
-    return keep[regions]
+    out, offset = np.zeros(changed.shape, dtype=bool), 0
+    for r0, c0 in tiles:
+        window = (slice(r0, r0 + block_px), slice(c0, c0 + block_px))
+        local, n = ndimage.label(changed[window], structure=_EIGHT)
+        out[window] = np.concatenate([[False], keep[offset + 1 : offset + n + 1]])[local]
+        offset += n
+    return out
+
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _touching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(2, k)`` pairs of non-zero labels 8-adjacent across an edge (``a``, ``b``: the lines either side)."""
+    out = []
+    for shift in (-1, 0, 1):
+        x = a[max(0, -shift) : a.size - max(0, shift)]
+        y = b[max(0, shift) : b.size - max(0, -shift)]
+        both = (x > 0) & (y > 0)
+        out.append(np.stack([x[both], y[both]]))
+    return np.concatenate(out, axis=1)
 
 
 def embed_changes(

@@ -19,7 +19,6 @@ import numpy as np
 from eo_tasks.core.calendar import Calendar
 from eo_tasks.core.classes import CLASSES
 from eo_tasks.core.errors import ConfigError
-from eo_tasks.core.raster import read_raster
 
 EPOCH = dt.date(1970, 1, 1)
 
@@ -99,6 +98,11 @@ def class_scores(predicted: np.ndarray, truth: np.ndarray, classes: Sequence[int
 
 
 # --- a whole AOI against truth rasters: the method and the paper's baselines ----------------------
+# Streamed by blocks: every raster is read a block at a time (GDAL's cache kept small: each block is
+# read once) and the figures are accumulated as counts, so memory depends on the block, not the AOI.
+
+BLOCK_PX = 256  # one COG tile
+GDAL_CACHE_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -106,21 +110,21 @@ class Truth:
     """Truth rasters on the AOI grid (the simulator's ``truth/`` folder, or field data in that layout).
 
     Attributes:
-        landcover: Year → ``(rows, cols)`` class codes on December 31.
-        change_days: ``(rows, cols)`` permanent-change dates, days since 1970-01-01 (0: none).
+        landcover: Year → raster of class codes on December 31.
+        change_days: Raster of permanent-change dates, days since 1970-01-01 (0: none).
     """
 
-    landcover: dict[int, np.ndarray]
-    change_days: np.ndarray
+    landcover: dict[int, Path]
+    change_days: Path
 
     @classmethod
     def load(cls, folder: Path) -> Truth:
-        """Reads ``landcover_<year>.tif`` and ``change_date.tif`` from ``folder``."""
+        """Finds ``landcover_<year>.tif`` and ``change_date.tif`` in ``folder``."""
         files = sorted(folder.glob("landcover_*.tif"))
-        landcover = {int(p.stem.rsplit("_", 1)[1]): read_raster(p) for p in files}
+        landcover = {int(p.stem.rsplit("_", 1)[1]): p for p in files}
         if not landcover or not (folder / "change_date.tif").is_file():
             raise ConfigError(f"{folder} holds no landcover_<year>.tif / change_date.tif truth rasters")
-        return cls(landcover, read_raster(folder / "change_date.tif").astype(np.int64))
+        return cls(landcover, folder / "change_date.tif")
 
 
 def composite_index(days: np.ndarray, first_year: int, calendar: Calendar) -> np.ndarray:
@@ -132,54 +136,92 @@ def composite_index(days: np.ndarray, first_year: int, calendar: Calendar) -> np
     return out
 
 
-def _year_pair_changes(maps: dict[int, np.ndarray]) -> np.ndarray:
-    """Pixels whose class differs between any two consecutive maps (no-data pixels never change)."""
-    years = sorted(maps)
-    changed = np.zeros(maps[years[0]].shape, dtype=bool)
-    for a, b in itertools.pairwise(years):
-        changed |= (maps[a] != maps[b]) & (maps[a] != 0) & (maps[b] != 0)
-    return changed
+class _Rasters:
+    """Open rasters read a window at a time."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, Any] = {}
+        self.window = (0, 0, 1, 1)  # col0, row0, cols, rows of the next reads
+
+    def read(self, path: Path) -> np.ndarray:
+        from osgeo import gdal
+
+        gdal.UseExceptions()
+        dataset = self._open.get(path) or self._open.setdefault(path, gdal.Open(str(path)))
+        return np.asarray(dataset.GetRasterBand(1).ReadAsArray(*self.window))
+
+    def shape(self, path: Path) -> tuple[int, int]:
+        self.read(path)
+        return self._open[path].RasterYSize, self._open[path].RasterXSize
 
 
-def _agreement(maps: dict[int, np.ndarray], unchanged: np.ndarray) -> float | None:
-    pairs = list(itertools.pairwise(sorted(maps)))
-    return min(map_agreement(maps[a], maps[b], unchanged) for a, b in pairs) if pairs else None
+@dataclass
+class _Tally:
+    """One method's counts over the bands seen so far."""
+
+    change: np.ndarray  # tp, fp, fn
+    agree: np.ndarray  # per consecutive pair of years: agreeing unchanged pixels, unchanged pixels
+    confusion: dict[int, np.ndarray]  # year → (truth, predicted) counts
+    dates: np.ndarray | None  # within one composite, sum of absolute errors, pixels
+
+    @classmethod
+    def empty(cls, years: list[int], dated: bool) -> _Tally:
+        return cls(
+            np.zeros(3, np.int64),
+            np.zeros((max(len(years) - 1, 0), 2), np.int64),
+            {y: np.zeros((256, 256), np.int64) for y in years},
+            np.zeros(3, np.int64) if dated else None,
+        )
+
+    def add(self, maps: dict[int, np.ndarray], changed: np.ndarray, band: dict[str, Any]) -> None:
+        scored, truth_changed = band["scored"], band["truth_changed"]
+        p, t = changed[scored], truth_changed[scored]
+        self.change += [np.sum(p & t), np.sum(p & ~t), np.sum(~p & t)]
+        for k, (a, b) in enumerate(itertools.pairwise(sorted(maps))):
+            self.agree[k] += [np.sum((maps[a] == maps[b]) & ~truth_changed), np.sum(~truth_changed)]
+        for year, classes in maps.items():
+            if year in band["landcover"]:
+                pairs = band["landcover"][year].astype(np.int64) * 256 + classes
+                self.confusion[year] += np.bincount(pairs.ravel(), minlength=256 * 256).reshape(256, 256)
+        if self.dates is not None:
+            where = changed & truth_changed & scored
+            errors = np.abs(band["composite"][where] - band["truth_composite"][where])
+            self.dates += [np.sum(errors <= 1), errors.sum(), errors.size]
+
+    def report(self, name: str) -> dict[str, Any]:
+        tp, fp, fn = (int(x) for x in self.change)
+        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        change = ChangeScores(
+            precision,
+            recall,
+            _ratio(2 * precision * recall, precision + recall),
+            _ratio(tp, tp + fp + fn),
+            tp,
+            fp,
+            fn,
+        )
+        dates = None
+        if self.dates is not None:
+            within, total, n = (int(x) for x in self.dates)
+            dates = {"within_one": _ratio(within, n), "mean_abs": _ratio(total, n), "pixels": n}
+        return {
+            "method": name,
+            "change": change.as_dict(),
+            "agreement_unchanged": min(_ratio(a, n) for a, n in self.agree) if len(self.agree) else None,
+            "dates": dates,
+            "maps": {str(y): _map_accuracy(c) for y, c in sorted(self.confusion.items()) if c.any()},
+        }
 
 
-def _map_accuracy(classes: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
-    scores = class_scores(classes, truth, [c.code for c in CLASSES])
-    per_class: dict[int, dict[str, float]] = scores["per_class"]  # type: ignore[assignment]
-    return {
-        "overall_accuracy": scores["overall_accuracy"],
-        "f1": {c.name: round(per_class[c.code]["f1"], 4) for c in CLASSES if per_class[c.code]["pixels"]},
-    }
-
-
-def score_method(
-    name: str,
-    maps: dict[int, np.ndarray],
-    changed: np.ndarray,
-    scored: np.ndarray,
-    truth: Truth,
-    change_composite: np.ndarray | None = None,
-    truth_composite: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """The figures of one method: change scores over ``scored`` pixels, dating, agreement, map accuracy."""
-    truth_changed = truth.change_days > 0
-    report: dict[str, Any] = {
-        "method": name,
-        "change": change_scores(changed[scored], truth_changed[scored]).as_dict(),
-        "agreement_unchanged": _agreement(maps, ~truth_changed),
-        "dates": None,
-        "maps": {
-            str(year): _map_accuracy(classes, truth.landcover[year])
-            for year, classes in sorted(maps.items())
-            if year in truth.landcover
-        },
-    }
-    if change_composite is not None and truth_composite is not None:
-        report["dates"] = date_errors(change_composite, truth_composite, changed & truth_changed & scored)
-    return report
+def _map_accuracy(confusion: np.ndarray) -> dict[str, Any]:
+    """Overall accuracy and per-class F1 from a (truth, predicted) count matrix (as :func:`class_scores`)."""
+    f1 = {}
+    for c in CLASSES:
+        tp, pixels, predicted = confusion[c.code, c.code], confusion[c.code].sum(), confusion[:, c.code].sum()
+        if pixels:
+            precision, recall = _ratio(tp, predicted), _ratio(tp, pixels)
+            f1[c.name] = round(_ratio(2 * precision * recall, precision + recall), 4)
+    return {"overall_accuracy": _ratio(np.trace(confusion), confusion.sum()), "f1": f1}
 
 
 def evaluate_aoi(
@@ -193,7 +235,8 @@ def evaluate_aoi(
 
     Scored pixels: a change dated before the middle of the first year is part of the initial map
     (the first map is the per-year label of the whole year, i.e. its majority), so its pixels are
-    left out of the change scores of every method; everything else counts.
+    left out of the change scores of every method; everything else counts. A baseline's changes
+    are the pixels whose class differs between any two consecutive maps (no-data never changes).
 
     Args:
         maps: Year → the platform's map COG.
@@ -205,32 +248,72 @@ def evaluate_aoi(
     Returns:
         ``{"years", "scored_pixels", "truth_changed_pixels", "methods": [...]}``.
     """
+    from osgeo import gdal
+
     years = sorted(maps)
-    first = years[0]
-    truth_comp = composite_index(truth.change_days, first, calendar)
-    scored = ~((truth.change_days > 0) & (truth_comp < calendar.n_composites // 2))
-    days = np.zeros(truth.change_days.shape, dtype=np.int64)
-    for year in sorted(change_rasters):
-        found = read_raster(change_rasters[year]).astype(np.int64)
-        days = np.where(found > 0, found, days)  # a later year's detection of the same pixel wins
-    ours = {year: read_raster(path) for year, path in maps.items()}
-    methods = [
-        score_method(
-            "sequence analysis (this platform)",
-            ours,
-            days > 0,
-            scored,
-            truth,
-            composite_index(days, first, calendar),
-            truth_comp,
-        )
-    ]
-    for name, paths in baselines.items():
-        their = {year: read_raster(path) for year, path in paths.items()}
-        methods.append(score_method(name, their, _year_pair_changes(their), scored, truth))
+    rasters = _Rasters()
+    rows, cols = rasters.shape(truth.change_days)
+    ours = _Tally.empty(years, dated=True)
+    theirs = {name: _Tally.empty(sorted(paths), dated=False) for name, paths in baselines.items()}
+    scored_pixels = truth_changed_pixels = 0
+    cache = gdal.GetCacheMax()
+    gdal.SetCacheMax(GDAL_CACHE_BYTES)
+    try:
+        for row0 in range(0, rows, BLOCK_PX):
+            for col0 in range(0, cols, BLOCK_PX):
+                rasters.window = (col0, row0, min(BLOCK_PX, cols - col0), min(BLOCK_PX, rows - row0))
+                counts = _score_window(
+                    rasters, maps, change_rasters, baselines, truth, calendar, ours, theirs
+                )
+                scored_pixels += counts[0]
+                truth_changed_pixels += counts[1]
+    finally:
+        gdal.SetCacheMax(cache)
     return {
         "years": years,
-        "scored_pixels": int(scored.sum()),
-        "truth_changed_pixels": int(((truth.change_days > 0) & scored).sum()),
-        "methods": methods,
+        "scored_pixels": scored_pixels,
+        "truth_changed_pixels": truth_changed_pixels,
+        "methods": [ours.report("sequence analysis (this platform)")]
+        + [tally.report(name) for name, tally in theirs.items()],
     }
+
+
+def _score_window(
+    rasters: _Rasters,
+    maps: dict[int, Path],
+    change_rasters: dict[int, Path],
+    baselines: dict[str, dict[int, Path]],
+    truth: Truth,
+    calendar: Calendar,
+    ours: _Tally,
+    theirs: dict[str, _Tally],
+) -> tuple[int, int]:
+    """Adds one window's counts to the tallies; returns its scored and truly changed scored pixels."""
+    first = min(maps)
+    truth_days = rasters.read(truth.change_days).astype(np.int64)
+    truth_composite = composite_index(truth_days, first, calendar)
+    band: dict[str, Any] = {
+        "truth_changed": truth_days > 0,
+        "scored": ~((truth_days > 0) & (truth_composite < calendar.n_composites // 2)),
+        "truth_composite": truth_composite,
+        "landcover": {y: rasters.read(p) for y, p in truth.landcover.items()},
+    }
+    days = np.zeros(truth_days.shape, dtype=np.int64)
+    for year in sorted(change_rasters):
+        found = rasters.read(change_rasters[year]).astype(np.int64)
+        days = np.where(found > 0, found, days)  # a later year's detection of the same pixel wins
+    band["composite"] = composite_index(days, first, calendar)
+    ours.add({y: rasters.read(p) for y, p in maps.items()}, days > 0, band)
+    for name, paths in baselines.items():
+        their = {y: rasters.read(p) for y, p in paths.items()}
+        theirs[name].add(their, _year_pair_changes(their), band)
+    return int(band["scored"].sum()), int((band["truth_changed"] & band["scored"]).sum())
+
+
+def _year_pair_changes(maps: dict[int, np.ndarray]) -> np.ndarray:
+    """Pixels whose class differs between any two consecutive maps (no-data pixels never change)."""
+    years = sorted(maps)
+    changed = np.zeros(maps[years[0]].shape, dtype=bool)
+    for a, b in itertools.pairwise(years):
+        changed |= (maps[a] != maps[b]) & (maps[a] != 0) & (maps[b] != 0)
+    return changed

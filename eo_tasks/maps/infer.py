@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from eo_tasks.models import Predictor
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (batch, w, features) -> (batch, w, classes) probabilities
+# (composites, pixels, features) raw series, w, pixel-windows per batch -> uint8 (labels, confidence)
+Labeller = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
 
 
 def window_positions(n_composites: int, window: int) -> np.ndarray:
@@ -85,6 +87,17 @@ def sliding_window_labels(
 ) -> np.ndarray:
     """The labels of :func:`sliding_window_predict` alone."""
     return sliding_window_predict(series, window, predict, class_codes, batch_size)[0]
+
+
+def window_labeller(model_dir: Path, card: dict[str, Any]) -> Labeller | None:
+    """The device path of a PyTorch model (GPU when there is one, else the CPU); None for TensorFlow."""
+    if card["backend"] != "pytorch":
+        return None
+    from eo_tasks.models import ModelSpec
+    from eo_tasks.models.torch_models import load_window_labeller
+
+    spec = ModelSpec.from_dict(card["architecture"])
+    return load_window_labeller(model_dir / card["model_file"], spec, card)
 
 
 # --- the job-array entry point: ``python -m eo_tasks.maps.infer`` -------------------------------------
@@ -152,9 +165,17 @@ def include_indices(card: dict[str, Any], band_names: Sequence[str]) -> bool:
 
 
 def infer_block(
-    cubes: Sequence[Cube], block: Block, predictor: Predictor, window: int, batch_size: int
+    cubes: Sequence[Cube],
+    block: Block,
+    predictor: Predictor,
+    window: int,
+    batch_size: int,
+    labeller: Labeller | None = None,
 ) -> dict[str, np.ndarray]:
     """Labels one block: every window position across the cubes, plus the map year's annual label.
+
+    With a ``labeller`` (the PyTorch backend's device path, :func:`window_labeller`) the windows are
+    cut, normalized, classified and reduced where the model lives; otherwise with ``predictor``.
 
     Returns:
         ``labels`` and ``confidence`` ``(positions, rows, cols)`` (class code, mean probability of
@@ -179,14 +200,19 @@ def infer_block(
     if seen.any():
         observed = np.moveaxis(series[seen], 1, 0)  # (composites, pixels, features)
 
-        def predict(batch: np.ndarray) -> np.ndarray:
-            return predictor(batch, batch_size=batch_size)
-
-        labels[:, seen], confidence[:, seen] = sliding_window_predict(
-            observed, window, predict, codes, batch_size=batch_size
-        )
         year = cubes[-1].shape[0]
-        annual[seen] = codes[window_label(predict(np.moveaxis(observed[-year:], 1, 0)))]
+        if labeller is not None:
+            labels[:, seen], confidence[:, seen] = labeller(observed, window, batch_size)
+            annual[seen] = labeller(observed[-year:], year, batch_size)[0][0]
+        else:
+
+            def predict(batch: np.ndarray) -> np.ndarray:
+                return predictor(batch, batch_size=batch_size)
+
+            labels[:, seen], confidence[:, seen] = sliding_window_predict(
+                observed, window, predict, codes, batch_size=batch_size
+            )
+            annual[seen] = codes[window_label(predict(np.moveaxis(observed[-year:], 1, 0)))]
     shape = (block.rows, block.cols)
     return {
         "labels": labels.reshape(n_pos, *shape),
@@ -216,6 +242,7 @@ def run_job(job: InferenceJob, log: Callable[[str], None] = print) -> int:
 
     cubes = _open_cubes(job.cubes)
     predictor = load_model(job.model_dir)
+    labeller = window_labeller(job.model_dir, predictor.card)
     mine = blocks(cube_grid(cubes[0]), job.block_px)[job.task_index :: job.tasks]
     job.out_dir.mkdir(parents=True, exist_ok=True)
     dates = [d.isoformat() for cube in cubes for d in cube.dates]
@@ -225,7 +252,7 @@ def run_job(job: InferenceJob, log: Callable[[str], None] = print) -> int:
         if path.exists():
             continue
         start = time.perf_counter()
-        arrays = infer_block(cubes, block, predictor, job.window, job.batch_size)
+        arrays = infer_block(cubes, block, predictor, job.window, job.batch_size, labeller)
         attrs = {
             "row0": block.row0,
             "col0": block.col0,

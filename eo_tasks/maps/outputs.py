@@ -251,6 +251,10 @@ def change_regions(
 ) -> list[ChangeRegion]:
     """Polygonizes the kept change regions (8-connected) with GDAL and summarizes each.
 
+    One labelling and one polygonization of the AOI, then each region's statistics from its own
+    bounding box (``ndimage.find_objects``): time and memory in O(area), not O(regions × area).
+    Geometries are made valid (8-connected pixels touching at a corner) and kept as MultiPolygons.
+
     Args:
         kept: ``(rows, cols)`` permanent-change mask after the region-size filter.
         from_class: ``(rows, cols)`` class before.
@@ -259,42 +263,78 @@ def change_regions(
         grid: The AOI grid.
 
     Returns:
-        One region per connected component.
+        One region per connected component, in label order (row-major first pixel).
     """
-    from osgeo import gdal, ogr
     from scipy import ndimage
 
     regions, n = ndimage.label(kept, structure=np.ones((3, 3), dtype=bool))
     if n == 0:
         return []
-    raster = _mem_raster(regions.astype(np.int32), grid, gdal.GDT_Int32)
-    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # keep: the layer dies with its source
-    layer = source.CreateLayer("regions", raster.GetSpatialRef())
-    layer.CreateField(ogr.FieldDefn("region", ogr.OFTInteger))
-    band = raster.GetRasterBand(1)
-    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
-    geometries: dict[int, Any] = {}
-    for feature in layer:
-        region = feature.GetField("region")
-        geom = feature.GetGeometryRef().Clone()
-        geometries[region] = geometries[region].Union(geom) if region in geometries else geom
+    geometries = _region_polygons(regions.astype(np.int32, copy=False), grid)
     out = []
-    for region, geom in sorted(geometries.items()):
-        where = regions == region
-        multi = ogr.ForceToMultiPolygon(geom)
+    for index, box in enumerate(ndimage.find_objects(regions), 1):
+        if box is None:
+            continue
+        where = regions[box] == index
         out.append(
             ChangeRegion(
-                wkt=multi.ExportToWkt(),
-                from_class=int(np.bincount(from_class[where]).argmax()),
-                to_class=int(np.bincount(to_class[where]).argmax()),
-                change_date=dt.date(1970, 1, 1) + dt.timedelta(days=int(np.median(dates[where]))),
+                wkt=geometries[index].ExportToWkt(),
+                from_class=int(np.bincount(from_class[box][where]).argmax()),
+                to_class=int(np.bincount(to_class[box][where]).argmax()),
+                change_date=dt.date(1970, 1, 1) + dt.timedelta(days=int(np.median(dates[box][where]))),
                 area_m2=float(where.sum() * grid.resolution**2),
             )
         )
     return out
 
 
-def class_areas(classes: np.ndarray, resolution: float) -> dict[str, float]:
-    """Area per class name, in hectares."""
-    counts = np.bincount(classes.ravel(), minlength=max(c.code for c in CLASSES) + 1)
+def _region_polygons(regions: np.ndarray, grid: GridSpec) -> dict[int, Any]:
+    """Region label → its valid MultiPolygon, from one GDAL polygonization of the label raster."""
+    from osgeo import gdal, gdal_array, ogr
+
+    gdal.UseExceptions()
+    raster = gdal_array.OpenArray(regions)  # a view of the array: no copy
+    raster.SetGeoTransform(grid.geotransform)
+    raster.SetProjection(srs_wkt(grid.epsg))
+    source = ogr.GetDriverByName("Memory").CreateDataSource("")  # keep: the layer dies with its source
+    layer = source.CreateLayer("regions", raster.GetSpatialRef())
+    layer.CreateField(ogr.FieldDefn("region", ogr.OFTInteger))
+    band = raster.GetRasterBand(1)
+    gdal.Polygonize(band, band, layer, 0, ["8CONNECTED=8"])
+    parts: dict[int, Any] = {}
+    for feature in layer:
+        region = feature.GetField("region")
+        multi = parts.setdefault(region, ogr.Geometry(ogr.wkbMultiPolygon))
+        multi.AddGeometry(feature.GetGeometryRef())
+    gdal.PushErrorHandler("CPLQuietErrorHandler")  # GEOS reports every invalid ring it repairs
+    try:
+        return {region: _valid_multipolygon(multi) for region, multi in parts.items()}
+    finally:
+        gdal.PopErrorHandler()
+
+
+def _valid_multipolygon(geom: Any) -> Any:
+    """The geometry as a valid MultiPolygon (pieces unioned; polygons of a MakeValid collection kept)."""
+    from osgeo import ogr
+
+    if geom.GetGeometryCount() > 1 or not geom.IsValid():
+        geom = geom.UnionCascaded() if geom.GetGeometryCount() > 1 else geom
+        geom = geom if geom.IsValid() else geom.MakeValid()
+    if geom.GetGeometryType() == ogr.wkbGeometryCollection:
+        polygons = ogr.Geometry(ogr.wkbMultiPolygon)
+        for i in range(geom.GetGeometryCount()):
+            part = geom.GetGeometryRef(i)
+            if part.GetGeometryType() in (ogr.wkbPolygon, ogr.wkbMultiPolygon):
+                for poly in ogr.ForceToMultiPolygon(part):
+                    polygons.AddGeometry(poly)
+        geom = polygons
+    return ogr.ForceToMultiPolygon(geom)
+
+
+def class_areas(classes: np.ndarray, resolution: float, pixels_at_a_time: int = 1 << 16) -> dict[str, float]:
+    """Area per class name, in hectares (counted a slice of pixels at a time: no AOI-sized copy)."""
+    counts = np.zeros(max(c.code for c in CLASSES) + 1, dtype=np.int64)
+    flat = classes.reshape(-1)  # a view of a contiguous map
+    for start in range(0, flat.size, pixels_at_a_time):
+        counts += np.bincount(flat[start : start + pixels_at_a_time], minlength=counts.size)[: counts.size]
     return {c.name: float(counts[c.code] * resolution**2 / 1e4) for c in CLASSES}

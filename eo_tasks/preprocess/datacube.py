@@ -5,7 +5,8 @@ Layout (the contract other stages read):
 - ``reflectance`` (time, y, x, band) int16 = round(reflectance / 1e-4) (attributes ``scale_factor``
   1e-4 and ``_FillValue`` -32768 for pixels never observed in the year), gap-filled, chunked so that
   one chunk holds the whole time axis of a spatial block (what per-pixel time-series models read),
-  gzip level 1 + shuffle (level 1: the single writer must keep up with the Dask workers);
+  gzip level 1 + shuffle, chunks aligned with the blocks; the workers filter and compress the
+  chunks and the writer stores their bytes (``write_direct_chunk``), so it is not the bottleneck;
 - ``valid`` (time, y, x) uint8: 1 where the composite was observed, 0 where it was gap-filled;
 - ``dates`` (time,) ISO dates of the composite windows' centres;
 - ``observed_pixels`` / ``filled_pixels`` (time,) counts, ``sensors`` (time,) e.g. ``"S2+L8"``;
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -135,21 +137,92 @@ def _usable_scenes(scenes: Sequence[SceneInput], year: int) -> tuple[list[SceneI
     return usable, skipped
 
 
+IN_FLIGHT_PER_THREAD = 2  # blocks submitted per worker thread: workers stay busy, results never pile up
+
+
+@dataclass
+class EncodedBlock:
+    """A block's HDF5 chunks, filtered and compressed on the worker (the writer only stores bytes).
+
+    Attributes:
+        block: The block.
+        chunks: ``(row0, col0)`` of each chunk → its reflectance and valid chunk bytes.
+        observed: ``(time,)`` observed pixels per composite.
+        filled: ``(time,)`` gap-filled pixels per composite.
+        failed_scenes: Scene id → why it could not be read.
+    """
+
+    block: Block
+    chunks: dict[tuple[int, int], tuple[bytes, bytes]]
+    observed: np.ndarray
+    filled: np.ndarray
+    failed_scenes: dict[str, str]
+
+
+def encode_block(result: BlockResult, chunk: tuple[int, int]) -> EncodedBlock:
+    """Cuts a block into chunks of ``chunk`` (rows, cols) and applies the cube's filters to each.
+
+    ``reflectance``: HDF5 shuffle (bytes grouped by position) then deflate level 1; ``valid``:
+    deflate level 4. Edge chunks are padded with the fill values, as HDF5 stores them.
+    """
+    import zlib
+
+    b, (n, _, _, nb), (side_r, side_c) = result.block, result.reflectance.shape, chunk
+    chunks = {}
+    for r in range(0, b.rows, side_r):
+        for c in range(0, b.cols, side_c):
+            refl = np.full((n, side_r, side_c, nb), FILL, dtype="<i2")
+            valid = np.zeros((n, side_r, side_c), np.uint8)
+            part = result.reflectance[:, r : r + side_r, c : c + side_c]
+            refl[:, : part.shape[1], : part.shape[2]] = part
+            valid[:, : part.shape[1], : part.shape[2]] = result.observed[:, r : r + side_r, c : c + side_c]
+            shuffled = refl.view(np.uint8).reshape(-1, 2).T.tobytes()
+            chunks[(b.row0 + r, b.col0 + c)] = (zlib.compress(shuffled, 1), zlib.compress(valid.tobytes(), 4))
+    observed = result.observed.reshape(n, -1).sum(axis=1)
+    return EncodedBlock(b, chunks, observed, result.filled, result.failed_scenes)
+
+
+def build_encoded_block(
+    scenes: Sequence[SceneInput], spec: CubeSpec, block: Block, chunk: tuple[int, int]
+) -> EncodedBlock:
+    """:func:`build_block` then :func:`encode_block`, as one task on a worker."""
+    return encode_block(build_block(scenes, spec, block), chunk)
+
+
 def _compute_blocks(
-    scenes: list[SceneInput], spec: CubeSpec, todo: list[Block], client: Any | None
-) -> Iterator[BlockResult]:
+    scenes: list[SceneInput], spec: CubeSpec, todo: list[Block], client: Any | None, chunk: tuple[int, int]
+) -> Iterator[EncodedBlock]:
+    """The blocks' chunks as they complete; at most ``IN_FLIGHT_PER_THREAD`` per worker thread pending."""
     if client is None:
         for block in todo:
-            yield build_block(scenes, spec, block)
+            yield build_encoded_block(scenes, spec, block, chunk)
         return
     from distributed import as_completed
 
     scattered = client.scatter(scenes, broadcast=True)
-    futures = [client.submit(build_block, scattered, spec, block, pure=False) for block in todo]
-    for future in as_completed(futures):
+    window = max(2, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+    pending = iter(todo)
+
+    def submit(block: Block) -> Any:
+        return client.submit(build_encoded_block, scattered, spec, block, chunk, pure=False)
+
+    running = as_completed([submit(block) for block in itertools.islice(pending, window)])
+    for future in running:
         result = future.result()
         future.release()
+        following = next(pending, None)
+        if following is not None:
+            running.add(submit(following))
         yield result
+
+
+def chunk_shape(block_size: int, rows: int, cols: int) -> tuple[int, int]:
+    """Spatial (rows, cols) of the cube's chunks, aligned with the blocks so each block writes whole chunks.
+
+    64 px (the block when 64 does not divide it), at most the AOI's side.
+    """
+    side = 64 if block_size % 64 == 0 else block_size
+    return min(side, rows), min(side, cols)
 
 
 def build_cube(
@@ -178,7 +251,8 @@ def build_cube(
     rows, cols = spec.grid.shape
     n, nb = spec.calendar.n_composites, len(spec.bands)
     todo = blocks(spec.grid, spec.block_size)
-    chunk = (n, min(64, rows), min(64, cols), nb)
+    spatial = chunk_shape(spec.block_size, rows, cols)
+    chunk = (n, *spatial, nb)
     observed_pixels = np.zeros(n, dtype=np.int64)
     filled_pixels = np.zeros(n, dtype=np.int64)
     windows = [spec.calendar.window_of(s.datetime.date()) for s in usable]
@@ -198,11 +272,11 @@ def build_cube(
             fillvalue=FILL,
         )
         valid = f.create_dataset("valid", (n, rows, cols), dtype="u1", chunks=chunk[:3], compression="gzip")
-        for done, result in enumerate(_compute_blocks(usable, spec, todo, client), start=1):
-            b = result.block
-            refl[:, b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols, :] = result.reflectance
-            valid[:, b.row0 : b.row0 + b.rows, b.col0 : b.col0 + b.cols] = result.observed
-            observed_pixels += result.observed.reshape(n, -1).sum(axis=1)
+        for done, result in enumerate(_compute_blocks(usable, spec, todo, client, spatial), start=1):
+            for (r, c), (refl_bytes, valid_bytes) in result.chunks.items():  # chunk-aligned: stored as is
+                refl.id.write_direct_chunk((0, r, c, 0), refl_bytes)
+                valid.id.write_direct_chunk((0, r, c), valid_bytes)
+            observed_pixels += result.observed
             filled_pixels += result.filled
             skipped.update(result.failed_scenes)
             if progress:

@@ -8,6 +8,8 @@ way. Snow stays a surface (a class), not a mask.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -61,13 +63,36 @@ def landsat_reflectance(dn: np.ndarray) -> np.ndarray:
 
 # Per-thread cache of open rasters and their EPSG codes: every block reads the same files again, and
 # a GDAL dataset handle must never be used by two threads at once.
+# A real tile-year reads ~1,000 band files (≈70 S2 scenes × 12 bands + Landsat): all stay open when
+# the process may hold that many descriptors (the soft limit is raised to the hard one).
 _LOCAL = threading.local()
-_MAX_OPEN = 512
+_MAX_OPEN = 1536
+# GDAL's block cache is per process (default 5 % of RAM: 64 workers × 12.8 GB on a 256 GB node);
+# blocks are read once per cube block, so a small cache per worker is enough (GDAL_CACHEMAX wins).
+GDAL_CACHE_BYTES = 256 * 1024**2
+
+
+def _max_open() -> int:
+    """Datasets kept open per thread: ``_MAX_OPEN``, within the process's descriptor limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < _MAX_OPEN + 256:
+        target = _MAX_OPEN + 256 if hard == resource.RLIM_INFINITY else min(hard, _MAX_OPEN + 256)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return _MAX_OPEN if soft == resource.RLIM_INFINITY else max(16, min(_MAX_OPEN, soft - 256))
 
 
 def _datasets() -> OrderedDict[str, tuple[Any, str | None]]:
     if not hasattr(_LOCAL, "datasets"):
+        from osgeo import gdal
+
+        if not os.environ.get("GDAL_CACHEMAX"):
+            gdal.SetCacheMax(GDAL_CACHE_BYTES)
         _LOCAL.datasets = OrderedDict()
+        _LOCAL.max_open = _max_open()
     return _LOCAL.datasets
 
 
@@ -85,7 +110,7 @@ def _open(path: str) -> tuple[Any, str | None]:
             srs.GetAuthorityCode(None) if srs is not None and srs.GetAuthorityName(None) == "EPSG" else None
         )
         entry = cache[path] = (dataset, epsg)
-        if len(cache) > _MAX_OPEN:
+        if len(cache) > _LOCAL.max_open:
             cache.popitem(last=False)
     else:
         cache.move_to_end(path)

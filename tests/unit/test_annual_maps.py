@@ -13,7 +13,7 @@ from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.errors import IncompleteOutputError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
-from eo_tasks.maps.changes import break_composite
+from eo_tasks.maps.changes import analyse_sequences, break_composite, embed_changes
 from eo_tasks.maps.infer import BLOCK_FILE, write_block
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.maps.versions import apply_reviews, remove_old_versions, switch_current
@@ -24,15 +24,9 @@ PARAMS = ChangeParams(window=W, median=5, ath=100)
 DATES = [dt.date(2021, 1, 8) + dt.timedelta(days=15 * k) for k in range(2 * N)]
 
 
-def _series(labels: np.ndarray, annual: np.ndarray | None = None) -> LabelSeries:
-    return LabelSeries(
-        labels=labels,
-        confidence=np.full(labels.shape, 90, np.uint8),
-        annual=labels[-1] if annual is None else annual,
-        composite_dates=DATES,
-        window=W,
-        model_id="m",
-    )
+def _series(labels: np.ndarray, annual: np.ndarray | None = None, block_px: int = 256) -> LabelSeries:
+    annual = labels[-1] if annual is None else annual
+    return LabelSeries.from_array(labels, annual, DATES, W, "m", block_px)
 
 
 def _two_years() -> tuple[np.ndarray, np.ndarray]:
@@ -101,9 +95,8 @@ def test_blocks_are_mosaicked_and_a_missing_block_is_an_error(tmp_path: Path) ->
             }
             write_block(tmp_path / BLOCK_FILE.format(row0=row0, col0=col0), block, attrs)
     series = read_labels(tmp_path, grid, 16)
-    assert (
-        series.labels.shape == (2, 30, 20) and series.labels[1, 29, 19] == 33 and series.labels[0, 0, 0] == 1
-    )
+    labels = series.mosaic()
+    assert labels.shape == (2, 30, 20) and labels[1, 29, 19] == 33 and labels[0, 0, 0] == 1
     assert (
         series.composite_dates == [dt.date(2021, 1, 8), dt.date(2021, 1, 23)] and (series.annual == 9).all()
     )
@@ -168,3 +161,53 @@ def test_versions_are_switched_by_pointer_and_old_ones_removed(tmp_path: Path) -
     (current.labels / "k1").mkdir(parents=True)
     assert sorted(remove_old_versions(current)) == sorted([first.version, legacy.classes.name])
     assert sorted(p.name for p in current.root.iterdir()) == ["CURRENT", "labels", second.version]
+
+
+def _whole_aoi(labels: np.ndarray, previous: np.ndarray, params: ChangeParams) -> dict[str, np.ndarray]:
+    """The analysis over the whole AOI at once (the unstreamed reference)."""
+    from scipy import ndimage
+
+    n_pos, rows, cols = labels.shape
+    result = analyse_sequences(labels.reshape(n_pos, -1), previous.ravel(), params)
+    valid = (previous.ravel() != 0) & (result.to_class != 0)
+    regions, _ = ndimage.label((result.changed & valid).reshape(rows, cols), structure=np.ones((3, 3), bool))
+    sizes = np.bincount(regions.ravel())
+    keep = sizes >= params.ath
+    keep[0] = False
+    changed = keep[regions]
+    last = len(DATES) - 1
+    classes = embed_changes(previous.ravel(), result, changed.ravel(), last).reshape(rows, cols)
+    composite = np.where(changed.ravel(), result.date_composite, -1).reshape(rows, cols)
+    return {"classes": classes, "changed": changed, "change_composite": composite}
+
+
+def _simulated(seed: int, rows: int = 70, cols: int = 90) -> tuple[np.ndarray, np.ndarray]:
+    """Demo-like sequences: class patches, clearings of all sizes anywhere (across block edges),
+    seasonal snow, isolated misclassifications and no-data pixels."""
+    rng = np.random.default_rng(seed)
+    positions = 2 * N - W + 1
+    previous = np.repeat(np.repeat(rng.choice([GRASS, TREE, BARE], (8, 10)), 9, 0), 9, 1)[:rows, :cols]
+    previous = previous.astype(np.uint8)
+    previous[rng.random((rows, cols)) < 0.01] = 0
+    labels = np.repeat(previous[None], positions, axis=0)
+    for _ in range(40):
+        r, c = rng.integers(0, rows), rng.integers(0, cols)
+        h, w = rng.integers(2, 25, 2)
+        start = rng.integers(3, positions - 8)
+        labels[start:, r : r + h, c : c + w] = rng.choice([BARE, GRASS, 8])
+    labels[5:9, rng.integers(0, rows, 5)] = SNOW
+    noise = rng.random(labels.shape) < 0.05
+    labels[noise] = rng.choice([GRASS, TREE, BARE], noise.sum())
+    return labels, previous
+
+
+@pytest.mark.parametrize("block_px", [7, 16, 33, 256])
+def test_the_streamed_analysis_equals_the_whole_aoi_one(block_px: int) -> None:
+    params = ChangeParams(window=W, median=5, ath=60)
+    for seed in (1, 2):
+        labels, previous = _simulated(seed)
+        expected = _whole_aoi(labels, previous, params)
+        result = next_year_map(_series(labels, block_px=block_px), previous, params)
+        assert expected["changed"].sum() > 100  # regions kept, some crossing block edges
+        for name, array in expected.items():
+            np.testing.assert_array_equal(getattr(result, name), array, err_msg=name)

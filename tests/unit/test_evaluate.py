@@ -51,7 +51,7 @@ def _days(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
 
 
-def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
+def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from eo_tasks.core.calendar import Calendar
     from eo_tasks.core.grid import GridSpec
     from eo_tasks.maps.evaluate import Truth, evaluate_aoi
@@ -81,6 +81,9 @@ def test_an_aoi_is_scored_with_its_baselines(tmp_path: Path) -> None:
     baseline = {2021: ours[2021], 2022: write_class_cog(tmp_path / "b22.tif", noisy, grid)}
 
     report = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar(24))
+    monkeypatch.setattr("eo_tasks.maps.evaluate.BLOCK_PX", 3)  # streamed in blocks of 3 x 3 px
+    streamed = evaluate_aoi(ours, changes, {"flicker": baseline}, Truth.load(tmp_path / "truth"), Calendar())
+    assert streamed == report
 
     assert report["scored_pixels"] == 400 - 25 and report["truth_changed_pixels"] == 25
     method, flicker = report["methods"]
