@@ -226,28 +226,43 @@ def run_chain(
 
 
 def follow_backfill(api: AirflowAPI, aoi: str, say: Callable[[str], None], since: str) -> list[str]:
-    """Follows every run of ``maps_<aoi>`` queued since ``since`` (a backfill's years) to its end."""
+    """Follows every run of ``maps_<aoi>`` queued since ``since`` (a backfill's years) to its end.
+
+    Returns once the scheduler has also marked the backfill completed (a new backfill of the DAG is
+    refused until then). Raises RunFailed when a year fails.
+    """
     dag_id, deadline = f"maps_{aoi}", time.monotonic() + 3600
     done: list[str] = []
     while time.monotonic() < deadline:
-        pending = [
-            r
-            for r in sorted(api.runs(dag_id), key=lambda r: r.get("logical_date") or "")
-            if _time(r.get("queued_at")) >= _time(since) and r["dag_run_id"] not in done
-        ]
-        if not pending:
-            if done:
-                return done
-            time.sleep(3)
-            continue
-        run = pending[0]
-        follow_run(api, dag_id, run["dag_run_id"], say)
-        done.append(run["dag_run_id"])
-        if all(
-            r["state"] in RUN_TERMINAL for r in api.runs(dag_id) if _time(r.get("queued_at")) >= _time(since)
-        ):
+        recent = sorted(
+            (r for r in api.runs(dag_id) if _time(r.get("queued_at")) >= _time(since)),
+            key=lambda r: r.get("logical_date") or "",
+        )
+        pending = [r for r in recent if r["dag_run_id"] not in done]
+        if recent and not pending:
+            wait_backfill_completed(api, dag_id, since, say)
             return done
+        if not pending:
+            time.sleep(3)  # the backfill's runs are not queued yet
+            continue
+        follow_run(api, dag_id, pending[0]["dag_run_id"], say)
+        done.append(pending[0]["dag_run_id"])
     raise RunFailed(f"{dag_id}: the backfill did not end within an hour")
+
+
+def wait_backfill_completed(api: AirflowAPI, dag_id: str, since: str, say: Callable[[str], None]) -> None:
+    """Waits until the scheduler marks the DAG's backfills since ``since`` completed (it looks every 30 s).
+
+    Until then Airflow refuses a new backfill of the DAG ("Another backfill is running").
+    """
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        backfills = api.call("GET", f"/backfills?dag_id={dag_id}&limit=100")["backfills"]
+        if all(b.get("completed_at") for b in backfills if _time(b["created_at"]) >= _time(since)):
+            say(f"{dag_id}: backfill completed")
+            return
+        time.sleep(3)
+    raise RunFailed(f"{dag_id}: the scheduler did not mark the backfill completed within 3 minutes")
 
 
 def main(argv: list[str] | None = None) -> int:
