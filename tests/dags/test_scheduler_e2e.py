@@ -3,8 +3,8 @@
 A small simulated AOI (64 x 64 px, 2020-2022) is dropped into the AOI folder the DAG processor
 reads. Unpausing its DAGs schedules ingestion; the Assets start preprocessing, training sets and
 model training (a SLURM job deferred in the triggerer); the new model waits in a human-in-the-loop
-review and is approved through the REST API as a person would in the UI; both years are made by
-`airflow backfill create` (all three years in one), then 2022 is remade by a second backfill. Every run is followed
+review and is approved through the REST API as a person would in the UI; the three years are made
+by one `airflow backfill create`, then 2022 is remade by a second backfill. Every run is followed
 through Airflow's REST API, as the UI shows it.
 """
 
