@@ -63,7 +63,14 @@ def _query(services: dict[str, str], sql: str) -> list[tuple[Any, ...]]:
 
 
 def _forget_aoi(services: dict[str, str]) -> None:
-    """Removes everything an earlier run of this test left: rows, files, the AOI file."""
+    """Removes everything an earlier run of this test left: rows, files, the AOI file, its DAG runs."""
+    for stage in ("ingest", "preprocess", "trainset", "train", "maps"):
+        subprocess.run(  # its history in Airflow's metadata (absent on a fresh stack: nothing to delete)
+            [str(REPO / ".venv" / "bin" / "airflow"), "dags", "delete", "-y", f"{stage}_{AOI}"],
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
     with _store(services) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('scene')")
         if cur.fetchone()[0] is None:  # a fresh store: nothing to forget
