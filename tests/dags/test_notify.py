@@ -78,4 +78,5 @@ def test_every_platform_dag_sends_failure_notices() -> None:
     for dag_id, dag in bag.dags.items():
         callbacks = dag.default_args.get("on_failure_callback")
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        assert any(isinstance(c, FailureNotifier) for c in callbacks), f"{dag_id}: no failure notices"
+        # by name: Airflow's plugin loader may hold its own copy of the plugins' modules
+        assert any(type(c).__name__ == "FailureNotifier" for c in callbacks), f"{dag_id}: no failure notices"
