@@ -133,7 +133,8 @@ def _time(value: str | None) -> dt.datetime:
     """An API time (``…Z``) or an ISO time as an aware datetime; None as the earliest time."""
     if not value:
         return dt.datetime.min.replace(tzinfo=dt.UTC)
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)  # a time without zone is UTC
 
 
 def _label(ti: dict[str, Any]) -> str:

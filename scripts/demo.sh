@@ -43,7 +43,7 @@ eo_log "demo: ingest_$aoi triggered; the Assets start each next stage (watch htt
 "${runs[@]}" chain "$aoi" || eo_die "the pipeline stopped (task logs above; all runs in the UI)"
 
 eo_log "demo: yearly maps ${years[0]}-${years[-1]} by a backfill, one year after the other"
-since=$(date -u +%Y-%m-%dT%H:%M:%S)
+since=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
 "$EO_VENV/bin/airflow" backfill create --dag-id "maps_$aoi" --from-date "${years[0]}-01-01" \
   --to-date "${years[-1]}-01-01" --reprocess-behavior completed --max-active-runs 1 \
   >"$EO_RUN_DIR/demo-backfill.log" 2>&1 || { tail -n 20 "$EO_RUN_DIR/demo-backfill.log"; eo_die "backfill create failed"; }
