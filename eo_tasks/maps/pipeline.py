@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eo_tasks.core.aoi import AOIConfig
+from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube, cube_path
 from eo_tasks.core.errors import CatalogError
 from eo_tasks.maps import annual_maps
@@ -155,6 +156,30 @@ def assemble_year(
     return stored
 
 
+def year_result(
+    series: annual_maps.LabelSeries,
+    previous: np.ndarray | None,
+    cubes: list[Cube],
+    card: dict[str, Any],
+    params: ChangeParams,
+) -> annual_maps.YearResult:
+    """A year's map and changes from its window labels: the label-sequence analysis, then the dating.
+
+    Args:
+        series: The inference job's labels.
+        previous: The previous year's stored map; None for the first year (no changes).
+        cubes: The cubes the windows slid over, oldest first.
+        card: The model card (its normalization scales the features the dating compares).
+        params: The analysis settings.
+    """
+    if previous is None:
+        return annual_maps.first_year_map(series)
+    result = annual_maps.next_year_map(series, previous, params)
+    scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
+    indices = include_indices(card, cubes[0].band_names)
+    return annual_maps.refine_dates(result, cubes, scale, indices, series.window)
+
+
 def _assemble(
     conn: PgConnection, config: AOIConfig, values: dict[str, Any], data: Path, lock_wait_s: float
 ) -> annual_maps.StoredYear:
@@ -170,14 +195,8 @@ def _assemble(
     series = annual_maps.read_labels(Path(values["out_dir"]), config.grid, config.maps.block_px)
     cubes = [Cube.open(Path(p)) for p in values["cubes"]]
     card = read_card(Path(values["model_dir"]))
-    if year == config.first_year:
-        result = annual_maps.first_year_map(series)
-    else:
-        previous = annual_maps.previous_map(conn, config.name, year - 1)
-        result = annual_maps.next_year_map(series, previous, config.maps.changes)
-        scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
-        indices = include_indices(card, cubes[0].band_names)
-        result = annual_maps.refine_dates(result, cubes, scale, indices, series.window)
+    previous = None if year == config.first_year else annual_maps.previous_map(conn, config.name, year - 1)
+    result = year_result(series, previous, cubes, card, config.maps.changes)
     scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
     provenance = {
         "model_card": str(Path(values["model_dir"]) / "model_card.json"),

@@ -1,0 +1,70 @@
+"""The cached labels of a scenario → yearly maps and changes under a rule set → scores against the truth.
+
+The maps are made by :func:`eo_tasks.maps.pipeline.year_result`, the function ``maps_<aoi>``'s
+assemble step calls, and scored by :func:`eo_tasks.maps.evaluate.evaluate_aoi`, the function behind
+``eo-tasks evaluate``; the baselines are the per-year random forests of the training-set stage and the
+same Transformer labelling each year's whole series on its own (no sequence analysis).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.accuracy.chain import BLOCK_PX, ScenarioRun
+from eo_tasks.core.aoi_sections import ChangeParams
+
+
+def assemble(run: ScenarioRun, params: ChangeParams, out: Path) -> dict[str, dict[int, Path]]:
+    """Writes the yearly maps, change rasters and the per-year Transformer maps of one rule set.
+
+    Returns:
+        ``{"maps": year → map, "changes": year → change raster, "annual": year → per-year label map}``.
+    """
+    from eo_tasks.core.cube import Cube
+    from eo_tasks.maps.annual_maps import read_labels
+    from eo_tasks.maps.outputs import write_change_cog, write_class_cog
+    from eo_tasks.maps.pipeline import year_result
+    from eo_tasks.models import read_card
+
+    grid = run.aoi().grid
+    card = read_card(run.model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, dict[int, Path]] = {"maps": {}, "changes": {}, "annual": {}}
+    previous = None
+    for year in run.years:
+        series = read_labels(run.labels(year), grid, BLOCK_PX)
+        cubes = [Cube.open(p) for p in run.cubes_of(year)]
+        result = year_result(series, previous, cubes, card, params)
+        written["maps"][year] = write_class_cog(out / f"map_{year}.tif", result.classes, grid)
+        written["annual"][year] = write_class_cog(out / f"annual_{year}.tif", series.annual, grid)
+        if previous is not None:
+            written["changes"][year] = write_change_cog(
+                out / f"changes_{year}.tif", result.change_days, result.from_class, result.to_class, grid
+            )
+        previous = result.classes
+    return written
+
+
+def score(run: ScenarioRun, params: ChangeParams, out: Path) -> dict[str, Any]:
+    """The method under ``params`` and both baselines, scored against the scenario's truth."""
+    from eo_tasks.core.calendar import Calendar
+    from eo_tasks.maps.evaluate import Truth, evaluate_aoi
+    from eo_tasks.trainset.pipeline import TrainingPaths
+
+    started = time.monotonic()
+    written = assemble(run, params, out)
+    training = TrainingPaths(run.training)
+    report = evaluate_aoi(
+        written["maps"],
+        written["changes"],
+        {
+            "random_forest": {y: training.rf_map(y) for y in run.years},
+            "per_year_transformer": written["annual"],
+        },
+        Truth.load(run.archive / "truth"),
+        Calendar(run.aoi().composites_per_year),
+    )
+    report["analysis_seconds"] = round(time.monotonic() - started, 1)
+    return report
