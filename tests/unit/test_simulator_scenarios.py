@@ -31,8 +31,8 @@ SIZE, MARGIN = 96, 8
 YEARS = (2021, 2022)
 
 
-def _landscape(kind: str, seed: int = 3, deciduous: bool = False) -> Landscape:
-    grid = Grid(32632, 600000.0, 5100000.0, 10.0, SIZE, SIZE).padded(MARGIN)
+def _landscape(kind: str, seed: int = 3, deciduous: bool = False, size: int = SIZE) -> Landscape:
+    grid = Grid(32632, 600000.0, 5100000.0, 10.0, size, size).padded(MARGIN)
     return build_landscape(np.random.default_rng(seed), grid, MARGIN, YEARS, kind, deciduous_shrubs=deciduous)
 
 
@@ -325,3 +325,23 @@ def test_the_cli_reads_a_scenario_file_and_flags_override_it(tmp_path: Path) -> 
         timeout=120,
     )
     assert failed.returncode == 2 and "landscape" in failed.stderr
+
+
+def test_quarries_are_large_buildings_small_and_no_change_under_150_px() -> None:
+    landscape = _landscape("lowland", size=192)  # changes of 245 px × size factor
+    sizes: dict[str, list[int]] = {"quarry": [], "construction": []}
+    for seed in range(3):
+        events = plant_events(
+            np.random.default_rng(seed),
+            landscape,
+            YEARS,
+            4,
+            process_cycle(("quarry", "construction")),
+            min_pixels=150,
+            flood=False,
+        )
+        for event in events:
+            sizes[event.process.name].append(int(event.pixels.size))
+    assert min(sizes["quarry"] + sizes["construction"]) >= 150
+    assert min(sizes["quarry"]) > 2 * max(sizes["construction"]), sizes
+    assert max(sizes["construction"]) < 245 < min(sizes["quarry"]) / 2
