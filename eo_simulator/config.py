@@ -172,7 +172,7 @@ class ScenarioConfig:
         for name, known in (("change_processes", CHANGE_PROCESSES), ("lookalikes", LOOKALIKES)):
             value = getattr(self, name)
             if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
-                raise _fail(name, "must be a list of names", value)
+                raise _fail(name, "must be a list (tuple) of names", value)
             unknown = [v for v in value if v not in known]
             if unknown:
                 raise _fail(

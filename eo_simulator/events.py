@@ -65,6 +65,7 @@ class Process:
         size_factor: Multiplies the scene's usual change size (a quarry is large, a house small).
         lead_days: Days before the recorded date from which the new ground shows (a gradual
             change is dated when it is half-way: ``fractions`` then gets negative days).
+        months: First and last month in which it can happen (ice melts out in summer); None: any.
     """
 
     name: str
@@ -74,6 +75,15 @@ class Process:
     fractions: Callable[[int, float], np.ndarray]
     size_factor: float = 1.0
     lead_days: int = 0
+    months: tuple[int, int] | None = None
+
+    def dated(self, day: date) -> date:
+        """``day`` moved into the process's months (first/last month, same year), if it has any."""
+        if self.months is None or self.months[0] <= day.month <= self.months[1]:
+            return day
+        return day.replace(
+            month=self.months[0] if day.month < self.months[0] else self.months[1], day=min(day.day, 28)
+        )
 
     @property
     def from_class(self) -> str:
@@ -241,7 +251,7 @@ def plant_events(
             process, pixels = _place_kind(variants, i // len(kinds), place, landscape.surface, min_pixels)
             if pixels.size >= min_pixels:
                 event_id = f"change-{len(events) + 1:02d}"
-                events.append(PlantedEvent(event_id, "permanent", process, day, None, pixels))
+                events.append(PlantedEvent(event_id, "permanent", process, process.dated(day), None, pixels))
                 break
     return events + floods
 

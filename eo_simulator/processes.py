@@ -13,7 +13,8 @@ landscape (no glacier in the lowlands) is skipped for the next. Truth classes an
 - ``construction``: fields or meadow → artificial; small (about 300 px at 256²).
 - ``quarry``: grassland or forest → bare: bright rock and soil; large (about 1,000 px at 256²).
 - ``reservoir``: cropland or meadow → water, filling over six weeks (water from about day 21).
-- ``glacier_retreat``: glacier → bare: the ice melts out in a month and rock is exposed.
+- ``glacier_retreat``: glacier → bare: the ice melts out in a month and rock is exposed; dated
+  in July–September only (a date drawn outside moves to the nearest of those months).
 - ``shrub_encroachment``: grassland → shrubland, **gradual**: the shrub cover rises linearly
   from 0 to 1 over 240 days; the recorded date (truth date) is the day it passes one half, so the
   ground starts changing 120 days before that date (``Process.lead_days``).
@@ -146,12 +147,15 @@ REGISTRY: dict[str, tuple[Process, ...]] = {
         (Surface.MEADOW, Surface.DRY_GRASS),
         size=1.5,
     ),
-    "glacier_retreat": _variants(
-        "glacier_retreat",
-        "bare",
-        "glacier ice melted out, rock exposed",
-        _glacier_retreat,
-        (Surface.GLACIER,),
+    "glacier_retreat": (
+        Process(
+            "glacier_retreat",
+            (Surface.GLACIER,),
+            "bare",
+            "glacier ice melted out, rock exposed",
+            _glacier_retreat,
+            months=(7, 9),
+        ),
     ),
     "shrub_encroachment": tuple(
         Process(
