@@ -8,8 +8,10 @@ contract describes (a static STAC catalog of COGs with Earth Search v1 conventio
 truth: land cover per year, the planted changes and their dates, where the clouds were, and
 which reference labels are wrong.
 
-Modules: ``config`` (the scenario), ``spectra`` (bands, end-members, phenology),
-``landscape`` (grids and terrain), ``events`` (planted changes, truth, reference map),
+Modules: ``config`` (the scenario), ``spectra`` (bands, end-members, phenology), ``grid``
+(grids and CRS), ``landscapes`` (the tables of the five landscapes), ``landscape`` (terrain and
+layout), ``events`` (planted changes and truth), ``processes`` (the registry of change kinds),
+``lookalikes`` (seasonal look-alikes), ``records`` (changes.json), ``reference`` (reference map),
 ``sensors`` (clouds and product encodings), ``archive`` (writing it all). Landsat-8 sees the
 ground through the HLS band-pass table of ``eo_tasks.preprocess.harmonize``, the one preprocessing inverts.
 """

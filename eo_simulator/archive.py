@@ -26,24 +26,18 @@ from osgeo import gdal
 
 from eo_simulator.config import ScenarioConfig
 from eo_simulator.events import (
-    REFERENCE_BLOCK_PX,
-    REFERENCE_PLANTED_ERROR,
+    MIN_EVENT_PIXELS,
     PlantedEvent,
     change_rasters,
-    degrade_reference,
-    event_records,
     landcover,
     plant_events,
 )
-from eo_simulator.landscape import (
-    Grid,
-    Landscape,
-    build_landscape,
-    footprint,
-    snapped_grid,
-    spatial_reference,
-    transform_point,
-)
+from eo_simulator.grid import Grid, footprint, snapped_grid, spatial_reference, transform_point
+from eo_simulator.landscape import Landscape, build_landscape
+from eo_simulator.lookalikes import lookalike_records, plant_lookalikes
+from eo_simulator.processes import MIN_CHANGE_PIXELS, process_cycle
+from eo_simulator.records import event_records
+from eo_simulator.reference import REFERENCE_BLOCK_PX, REFERENCE_PLANTED_ERROR, degrade_reference
 from eo_simulator.sensors import (
     L8_OFFSET,
     L8_SCALE,
@@ -76,6 +70,7 @@ AOI_CLOUD_COVER_MAX = 40
 # Random streams: each part of the scenario draws from its own, so changing one part (say, the
 # number of Landsat scenes) leaves every other part identical.
 STREAM_LANDSCAPE, STREAM_EVENTS, STREAM_REFERENCE, STREAM_SCHEDULE, STREAM_S2, STREAM_L8 = range(6)
+STREAM_LOOKALIKES = 6  # appended: the default scenario never draws from it
 STAC_EXTENSIONS = [
     "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
@@ -212,6 +207,8 @@ def mgrs_tile(epsg: int, x: float, y: float, latitude: float) -> str:
 
 def _cadence_days(rng: np.random.Generator, year: int, cadence: tuple[date, int], count: int) -> list[int]:
     """``count`` overpass numbers in ``year``, one drawn from each of ``count`` equal stretches."""
+    if count == 0:  # no acquisitions of this sensor (l8_per_year 0): no draws either
+        return []
     epoch, step = cadence
     first = math.ceil((date(year, 1, 1) - epoch).days / step)
     last = (date(year, 12, 31) - epoch).days // step
@@ -470,7 +467,8 @@ def _write_truth(
     mask, days = change_rasters(landscape, events)
     write_cog(layout.change_mask, mask, aoi, nodata=None)
     write_cog(layout.change_date, days, aoi, nodata=None)
-    layout.changes.write_text(json.dumps(event_records(landscape, events, config.years), indent=2) + "\n")
+    records = event_records(landscape, events, config.years) + lookalike_records(landscape, config.years)
+    layout.changes.write_text(json.dumps(records, indent=2) + "\n")
 
     truth = landcover(landscape, events, config.years[0])
     reference, errors = degrade_reference(
@@ -533,8 +531,27 @@ def _plan(config: ScenarioConfig) -> _Plan:
     landsat_epsg = config.landsat_grid_epsg
     landsat_grid = snapped_grid(footprint(aoi, landsat_epsg), landsat_epsg, 30.0, 15.0, margin_px=2)
     margin = _scene_margin(aoi, landsat_grid)
-    landscape = build_landscape(_rng(config, STREAM_LANDSCAPE), aoi.padded(margin), margin, config.years)
-    events = plant_events(_rng(config, STREAM_EVENTS), landscape, config.years, config.n_changes)
+    landscape = build_landscape(
+        _rng(config, STREAM_LANDSCAPE),
+        aoi.padded(margin),
+        margin,
+        config.years,
+        config.landscape,
+        deciduous_shrubs="deciduous_shrubs" in config.lookalikes,
+    )
+    events = plant_events(
+        _rng(config, STREAM_EVENTS),
+        landscape,
+        config.years,
+        config.n_changes,
+        process_cycle(config.change_processes) if config.change_processes else None,
+        min_pixels=MIN_CHANGE_PIXELS if config.change_processes else MIN_EVENT_PIXELS,
+        flood=not config.lookalikes or "seasonal_flood" in config.lookalikes,
+    )
+    if config.lookalikes:
+        rng = _rng(config, STREAM_LOOKALIKES)
+        landscape, ploughed = plant_lookalikes(rng, landscape, events, config.years, config.lookalikes)
+        events = events + ploughed
     center = (aoi.bounds[0] + aoi.bounds[2]) / 2, (aoi.bounds[1] + aoi.bounds[3]) / 2
     tile = mgrs_tile(aoi.epsg, center[0], center[1], transform_point(aoi.epsg, 4326, *center)[1])
     return _Plan(aoi, landsat_grid, landscape, events, tile, s2_schedule(config, tile), l8_schedule(config))

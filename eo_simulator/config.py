@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eo_simulator.landscapes import LANDSCAPES
+from eo_simulator.lookalikes import LOOKALIKES
+from eo_simulator.processes import CHANGE_PROCESSES
 from eo_tasks.core.errors import ConfigError
 
 MIN_SIZE_PX = 32
@@ -67,6 +70,12 @@ class ScenarioConfig:
         reference_error_fraction: Share of reference-map pixels to mislabel in patches.
         wrs_path: Landsat WRS-2 path of the scenes.
         wrs_row: Landsat WRS-2 row of the scenes.
+        landscape: The landscape (landscapes.py): ``alpine`` (the demo valley), ``lowland``,
+            ``forest``, ``mediterranean`` or ``wetland``.
+        change_processes: Kinds of permanent change to cycle through (processes.REGISTRY);
+            empty: the demo's clear-cut, construction, new water and landslide cycle.
+        lookalikes: Seasonal look-alikes to plant (lookalikes.LOOKALIKES); empty: the demo's
+            flood, winter snow and crop rotation.
     """
 
     seed: int = 1
@@ -87,6 +96,9 @@ class ScenarioConfig:
     reference_error_fraction: float = 0.07
     wrs_path: int = 193
     wrs_row: int = 28
+    landscape: str = "alpine"
+    change_processes: tuple[str, ...] = ()
+    lookalikes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validates every field; the error names the field."""
@@ -94,6 +106,7 @@ class ScenarioConfig:
         self._check_grid()
         self._check_years()
         self._check_fractions()
+        self._check_names()
 
     def _check_integers(self) -> None:
         bounds = {
@@ -153,6 +166,21 @@ class ScenarioConfig:
         if total > 1.0:
             raise _fail("overcast_probability", "plus cloud_free_probability must not exceed 1", total)
 
+    def _check_names(self) -> None:
+        if self.landscape not in LANDSCAPES:
+            raise _fail("landscape", f"must be one of {', '.join(LANDSCAPES)}", self.landscape)
+        for name, known in (("change_processes", CHANGE_PROCESSES), ("lookalikes", LOOKALIKES)):
+            value = getattr(self, name)
+            if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                raise _fail(name, "must be a list (tuple) of names", value)
+            unknown = [v for v in value if v not in known]
+            if unknown:
+                raise _fail(
+                    name, f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}", value
+                )
+            if len(set(value)) != len(value):
+                raise _fail(name, "must not repeat a name", value)
+
     @property
     def landsat_grid_epsg(self) -> int:
         """The Landsat CRS: ``landsat_epsg``, or the UTM zone east of ``epsg`` (60 wraps to 1)."""
@@ -191,4 +219,5 @@ class ScenarioConfig:
         """The config as plain data (tuples as lists, ``landsat_epsg`` resolved)."""
         data = dataclasses.asdict(self)
         data.update(origin=list(self.origin), years=list(self.years), landsat_epsg=self.landsat_grid_epsg)
+        data.update(change_processes=list(self.change_processes), lookalikes=list(self.lookalikes))
         return data

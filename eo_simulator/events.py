@@ -7,7 +7,7 @@ so the "change in late year Y belongs to map Y" rule is exercised, and seasonal 
 *not* be reported (winter snow on high grass, shrubs and rock; crop rotation; a month-long flood).
 The reference map is the first year's truth degraded the way real products are (blocky
 boundaries, whole patches mislabeled), with every wrong pixel recorded, so the training-set stage
-can be scored on how many planted label errors it rejects.
+can be scored on how many planted label errors it rejects (reference.py).
 """
 
 from __future__ import annotations
@@ -17,24 +17,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 import numpy as np
 
-from eo_simulator.landscape import SNOWABLE, Landscape, dilate, smooth_noise
-from eo_simulator.spectra import (
-    CROPS,
-    SNOW_TRANSITION,
-    SURFACE_CLASS,
-    Surface,
-    mixture,
-    snowline_rank,
-    surface_fractions,
-)
-from eo_tasks.core.classes import CLASS_BY_CODE, CLASS_BY_NAME
+from eo_simulator.landscape import Landscape, dilate, smooth_noise
+from eo_simulator.spectra import SURFACE_CLASS, Surface, mixture, surface_fractions
+from eo_tasks.core.classes import CLASS_BY_NAME
 
 MIN_EVENT_PIXELS = 120
-REFERENCE_BLOCK_PX = 3  # the reference's boundaries follow a 30 m grid
 EPOCH = date(1970, 1, 1)
 
 
@@ -72,6 +62,10 @@ class Process:
         to_class: Platform class afterwards (for a seasonal event: while it lasts).
         description: One line for people reading changes.json.
         fractions: ``(days since the event, day of year) → end-member fractions`` of the new ground.
+        size_factor: Multiplies the scene's usual change size (a quarry is large, a house small).
+        lead_days: Days before the recorded date from which the new ground shows (a gradual
+            change is dated when it is half-way: ``fractions`` then gets negative days).
+        months: First and last month in which it can happen (ice melts out in summer); None: any.
     """
 
     name: str
@@ -79,6 +73,17 @@ class Process:
     to_class: str
     description: str
     fractions: Callable[[int, float], np.ndarray]
+    size_factor: float = 1.0
+    lead_days: int = 0
+    months: tuple[int, int] | None = None
+
+    def dated(self, day: date) -> date:
+        """``day`` moved into the process's months (first/last month, same year), if it has any."""
+        if self.months is None or self.months[0] <= day.month <= self.months[1]:
+            return day
+        return day.replace(
+            month=self.months[0] if day.month < self.months[0] else self.months[1], day=min(day.day, 28)
+        )
 
     @property
     def from_class(self) -> str:
@@ -127,7 +132,8 @@ class PlantedEvent:
 
     def active(self, day: date) -> bool:
         """Whether the pixels show the new state on ``day``."""
-        return self.start <= day and (self.end is None or day < self.end)
+        shown = self.start - timedelta(days=self.process.lead_days)
+        return shown <= day and (self.end is None or day < self.end)
 
 
 def _grow_region(candidates: np.ndarray, seed: int, target: int, irregularity: np.ndarray) -> np.ndarray:
@@ -150,7 +156,7 @@ def _grow_region(candidates: np.ndarray, seed: int, target: int, irregularity: n
     return np.array(sorted(region), dtype=np.int64)
 
 
-def _place_region(
+def place_region(
     rng: np.random.Generator, candidates: np.ndarray, target: int, irregularity: np.ndarray
 ) -> np.ndarray:
     """The largest region (up to ``target`` pixels) grown from a few random seeds."""
@@ -185,7 +191,14 @@ def _permanent_dates(rng: np.random.Generator, years: tuple[int, ...], count: in
 
 
 def plant_events(
-    rng: np.random.Generator, landscape: Landscape, years: tuple[int, ...], n_changes: int
+    rng: np.random.Generator,
+    landscape: Landscape,
+    years: tuple[int, ...],
+    n_changes: int,
+    cycle: tuple[tuple[Process, ...], ...] | None = None,
+    *,
+    min_pixels: int = MIN_EVENT_PIXELS,
+    flood: bool = True,
 ) -> list[PlantedEvent]:
     """Places the permanent changes and the temporary flood inside the AOI.
 
@@ -193,13 +206,18 @@ def plant_events(
         rng: Random generator.
         landscape: The landscape at the start of the series.
         years: The simulated years.
-        n_changes: Number of permanent changes wanted. Their kinds cycle through
-            PERMANENT_PROCESSES; when a kind's land is too scarce (a small scene) to hold
-            MIN_EVENT_PIXELS pixels, the next kind is tried, and failing all, the change is dropped.
+        n_changes: Number of permanent changes wanted. Their kinds cycle through ``cycle``;
+            when a kind's land is too scarce (a small scene, another landscape) to hold
+            ``min_pixels`` pixels, the next kind is tried, and failing all, the change is dropped.
+        cycle: The kinds, each a group of variants of one process (tried in turn, starting from
+            a different one each time the kind comes up); None: PERMANENT_PROCESSES.
+        min_pixels: Smallest permanent change (and flood) kept.
+        flood: Whether to plant the month-long flood.
 
     Returns:
         Permanent changes (ids ``change-NN``) then the flood (``flood-01``), in that order.
     """
+    kinds = cycle if cycle is not None else tuple((process,) for process in PERMANENT_PROCESSES)
     aoi_rows, aoi_cols = landscape.aoi
     aoi_area = (aoi_rows.stop - aoi_rows.start) * (aoi_cols.stop - aoi_cols.start)
     target = int(np.clip(aoi_area // 150, 150, 1200))
@@ -208,8 +226,9 @@ def plant_events(
     events: list[PlantedEvent] = []
 
     def place(process: Process, candidates: np.ndarray) -> np.ndarray:
-        pixels = _place_region(rng, candidates & ~occupied, int(target * rng.uniform(0.8, 1.3)), irregularity)
-        if pixels.size >= MIN_EVENT_PIXELS:
+        size = max(min_pixels, int(target * process.size_factor * rng.uniform(0.8, 1.3)))
+        pixels = place_region(rng, candidates & ~occupied, size, irregularity)
+        if pixels.size >= min_pixels:
             region = np.zeros(landscape.grid.shape, dtype=bool)
             region.flat[pixels] = True
             occupied[dilate(region, 2)] = True
@@ -219,22 +238,41 @@ def plant_events(
     cropland = landscape.surface == Surface.CROPLAND
     near_water = dilate(landscape.surface == Surface.WATER, 12)
     candidates = cropland & near_water if (cropland & near_water & ~occupied).sum() > target else cropland
-    pixels = place(FLOOD, candidates)
+    pixels = place(FLOOD, candidates) if flood else np.empty(0, dtype=np.int64)
     floods = []
-    if pixels.size >= MIN_EVENT_PIXELS:
+    if pixels.size >= min_pixels:
         start = date(int(rng.choice(years)), 5, 1) + timedelta(days=int(rng.integers(45)))
         end = start + timedelta(days=int(rng.integers(25, 36)))
         floods.append(PlantedEvent("flood-01", "seasonal", FLOOD, start, end, pixels))
 
     for i, day in enumerate(_permanent_dates(rng, years, n_changes)):
-        for step in range(len(PERMANENT_PROCESSES)):
-            process = PERMANENT_PROCESSES[(i + step) % len(PERMANENT_PROCESSES)]
-            pixels = place(process, np.isin(landscape.surface, process.from_surfaces))
-            if pixels.size >= MIN_EVENT_PIXELS:
+        for step in range(len(kinds)):
+            variants = kinds[(i + step) % len(kinds)]
+            process, pixels = _place_kind(variants, i // len(kinds), place, landscape.surface, min_pixels)
+            if pixels.size >= min_pixels:
                 event_id = f"change-{len(events) + 1:02d}"
-                events.append(PlantedEvent(event_id, "permanent", process, day, None, pixels))
+                events.append(PlantedEvent(event_id, "permanent", process, process.dated(day), None, pixels))
                 break
     return events + floods
+
+
+def _place_kind(
+    variants: tuple[Process, ...],
+    turn: int,
+    place: Callable[[Process, np.ndarray], np.ndarray],
+    surface: np.ndarray,
+    min_pixels: int,
+) -> tuple[Process, np.ndarray]:
+    """Tries the variants of one kind, the most abundant land first (the next one each ``turn``)."""
+    if len(variants) > 1:
+        area = [-int(np.isin(surface, v.from_surfaces).sum()) for v in variants]
+        variants = tuple(variants[k] for k in np.argsort(area, kind="stable"))
+    for k in range(len(variants)):
+        process = variants[(turn + k) % len(variants)]
+        pixels = place(process, np.isin(surface, process.from_surfaces))
+        if pixels.size >= min_pixels:
+            break
+    return process, pixels
 
 
 CLASS_CODE_OF_SURFACE = np.array([CLASS_BY_NAME[SURFACE_CLASS[s]].code for s in Surface], dtype=np.uint8)
@@ -257,206 +295,3 @@ def change_rasters(landscape: Landscape, events: list[PlantedEvent]) -> tuple[np
             days.flat[event.pixels] = (event.start - EPOCH).days
     days = np.ascontiguousarray(days[landscape.aoi])
     return (days > 0).astype(np.uint8), days
-
-
-def _record(
-    landscape: Landscape,
-    mask: np.ndarray,
-    *,
-    event_id: str,
-    kind: str,
-    process: str,
-    from_class: str,
-    to_class: str,
-    start: date,
-    end: date | None,
-    description: str,
-) -> dict[str, Any]:
-    rows, cols = np.nonzero(mask)
-    return {
-        "id": event_id,
-        "kind": kind,
-        "process": process,
-        "from_class": from_class,
-        "to_class": to_class,
-        "date": start.isoformat(),
-        "end_date": None if end is None else end.isoformat(),
-        "bbox": landscape.grid.cell_bounds(rows, cols),
-        "n_pixels": int(rows.size),
-        "description": description,
-    }
-
-
-def _snow_records(landscape: Landscape, years: tuple[int, ...]) -> list[dict[str, Any]]:
-    """One seasonal event per winter and snow-covered class (the snow never changes the class)."""
-    in_aoi = landscape.aoi_mask()
-    lowest_snowline = min(snowline_rank(doy) for doy in range(1, 367))
-    covered = in_aoi & (landscape.elevation_rank >= lowest_snowline + SNOW_TRANSITION / 2)
-    records = []
-    for year in (years[0] - 1, *years):
-        days = [date(year, 8, 1) + timedelta(days=d) for d in range(365)]
-        lines = np.array([snowline_rank(day.timetuple().tm_yday) for day in days])
-        for surface in SNOWABLE:
-            mask = covered & (landscape.surface == surface)
-            if not mask.any():
-                continue
-            snowy = np.flatnonzero(lines <= landscape.elevation_rank[mask].max() - SNOW_TRANSITION / 2)
-            class_name = SURFACE_CLASS[surface]
-            records.append(
-                _record(
-                    landscape,
-                    mask,
-                    event_id=f"snow-{year}-{surface.name.lower()}",
-                    kind="seasonal",
-                    process="snow",
-                    from_class=class_name,
-                    to_class="snow_ice",
-                    start=days[snowy[0]],
-                    end=days[snowy[-1]] + timedelta(days=1),
-                    description=f"winter snow cover on {class_name} (the class does not change)",
-                )
-            )
-    return records
-
-
-def _rotation_records(
-    landscape: Landscape, events: list[PlantedEvent], years: tuple[int, ...]
-) -> list[dict[str, Any]]:
-    """One seasonal event per year for the parcels whose crop differs from the year before."""
-    records = []
-    crop_pixels = landscape.aoi_mask() & (landscape.surface == Surface.CROPLAND)
-    parcel_of_pixel = np.where(crop_pixels, landscape.units - len(Surface), 0)
-    for year in years:
-        column = year - landscape.first_crop_year
-        rotated = landscape.crop_sequence[:, column] != landscape.crop_sequence[:, column - 1]
-        still_cropland = CLASS_CODE_OF_SURFACE[landscape.surface] == CLASS_BY_NAME["cropland"].code
-        for event in events:
-            if event.kind == "permanent" and event.start.year <= year:
-                still_cropland.flat[event.pixels] = False
-        mask = crop_pixels & still_cropland & rotated[parcel_of_pixel]
-        if mask.any():
-            crops = ", ".join(c.name for c in CROPS)
-            records.append(
-                _record(
-                    landscape,
-                    mask,
-                    event_id=f"rotation-{year}",
-                    kind="seasonal",
-                    process="crop_rotation",
-                    from_class="cropland",
-                    to_class="cropland",
-                    start=date(year, 1, 1),
-                    end=None,
-                    description=f"crop rotation into {year} among {crops} (still cropland)",
-                )
-            )
-    return records
-
-
-def event_records(
-    landscape: Landscape, events: list[PlantedEvent], years: tuple[int, ...]
-) -> list[dict[str, Any]]:
-    """Every planted event as a changes.json entry (bbox in the AOI CRS, pixels inside the AOI).
-
-    Args:
-        landscape: The landscape.
-        events: The rendered events (permanent changes and the flood).
-        years: The simulated years.
-
-    Returns:
-        Entries with ``id, kind, process, from_class, to_class, date, end_date, bbox, n_pixels,
-        description``.
-    """
-    records = []
-    for event in events:
-        mask = np.zeros(landscape.grid.shape, dtype=bool)
-        mask.flat[event.pixels] = True
-        records.append(
-            _record(
-                landscape,
-                mask,
-                event_id=event.id,
-                kind=event.kind,
-                process=event.process.name,
-                from_class=event.process.from_class,
-                to_class=event.process.to_class,
-                start=event.start,
-                end=event.end,
-                description=event.process.description,
-            )
-        )
-    return records + _snow_records(landscape, years) + _rotation_records(landscape, events, years)
-
-
-# Plausible confusions of a land-cover product, by true class.
-CONFUSIONS: dict[str, tuple[str, ...]] = {
-    "artificial": ("bare", "cropland"),
-    "cropland": ("grassland", "bare"),
-    "grassland": ("cropland", "shrubland"),
-    "tree_cover": ("shrubland", "grassland"),
-    "shrubland": ("tree_cover", "grassland"),
-    "bare": ("grassland", "snow_ice"),
-    "snow_ice": ("bare",),
-    "water": ("wetland",),
-    "wetland": ("grassland", "water"),
-}
-REFERENCE_PLANTED_ERROR = 1
-REFERENCE_BOUNDARY_ERROR = 2
-
-
-def block_mode(classes: np.ndarray, block: int) -> np.ndarray:
-    """Replaces each ``block``×``block`` block by its most frequent class (ties: lowest code)."""
-    height, width = classes.shape
-    padded = np.pad(classes, ((0, -height % block), (0, -width % block)), mode="edge")
-    blocks = padded.reshape(padded.shape[0] // block, block, padded.shape[1] // block, block)
-    counts = np.stack([(blocks == code).sum(axis=(1, 3)) for code in range(int(classes.max()) + 1)])
-    mode = counts.argmax(axis=0).astype(classes.dtype)
-    return np.ascontiguousarray(np.repeat(np.repeat(mode, block, 0), block, 1)[:height, :width])
-
-
-def _mislabeled_patch(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[slice, slice, np.ndarray]:
-    """An irregular blob 5–13 px across: its window and the mask inside the window."""
-    radius = rng.uniform(2.5, 6.5)
-    row, col = rng.integers(0, shape[0]), rng.integers(0, shape[1])
-    reach = math.ceil(radius * 1.4)
-    rows = slice(max(0, row - reach), min(shape[0], row + reach + 1))
-    cols = slice(max(0, col - reach), min(shape[1], col + reach + 1))
-    dy, dx = np.mgrid[rows, cols]
-    dy, dx = dy - row, dx - col
-    wobble = 1.0 + 0.35 * np.sin(3.0 * np.arctan2(dy, dx) + rng.uniform(0, 2 * math.pi))
-    return rows, cols, (dy**2 + dx**2) <= (radius * wobble) ** 2
-
-
-def degrade_reference(
-    rng: np.random.Generator, truth: np.ndarray, error_fraction: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Turns a true class map into a realistic reference product.
-
-    Boundaries are coarsened (mode over REFERENCE_BLOCK_PX blocks: thin features such as roads and
-    the river break up), then whole small patches get a wrong but plausible class (CONFUSIONS)
-    until ``error_fraction`` of the pixels carry a planted error.
-
-    Args:
-        rng: Random generator.
-        truth: Platform class codes.
-        error_fraction: Share of pixels to mislabel in patches.
-
-    Returns:
-        The reference in platform codes, and the error codes per pixel: 0 correct,
-        REFERENCE_PLANTED_ERROR in a mislabeled patch, REFERENCE_BOUNDARY_ERROR from coarsening.
-    """
-    reference = block_mode(truth, REFERENCE_BLOCK_PX)
-    patched = np.zeros(truth.shape, dtype=bool)
-    wanted = round(error_fraction * truth.size)
-    for _ in range(100 * (wanted // 20 + 1)):
-        if np.count_nonzero(patched & (reference != truth)) >= wanted:
-            break
-        rows, cols, blob = _mislabeled_patch(rng, truth.shape)
-        present = truth[rows, cols][blob]
-        majority = CLASS_BY_CODE[int(np.bincount(present).argmax())].name
-        wrong = CLASS_BY_NAME[str(rng.choice(CONFUSIONS[majority]))].code
-        reference[rows, cols][blob] = wrong
-        patched[rows, cols][blob] = True
-    wrong_pixels = reference != truth
-    errors = np.where(patched, REFERENCE_PLANTED_ERROR, REFERENCE_BOUNDARY_ERROR) * wrong_pixels
-    return reference, errors.astype(np.uint8)

@@ -12,137 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
-from osgeo import osr
 
+from eo_simulator.grid import Grid
+from eo_simulator.landscapes import PROFILES, LandscapeProfile
 from eo_simulator.spectra import CROPS, Surface
-
-osr.UseExceptions()
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A north-up raster grid: CRS, upper-left corner, pixel size and shape."""
-
-    epsg: int
-    xmin: float
-    ymax: float
-    resolution: float
-    width: int
-    height: int
-
-    @property
-    def geotransform(self) -> tuple[float, float, float, float, float, float]:
-        """The GDAL geotransform."""
-        return (self.xmin, self.resolution, 0.0, self.ymax, 0.0, -self.resolution)
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """``(xmin, ymin, xmax, ymax)`` in the grid's CRS."""
-        return (
-            self.xmin,
-            self.ymax - self.height * self.resolution,
-            self.xmin + self.width * self.resolution,
-            self.ymax,
-        )
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(height, width)``."""
-        return (self.height, self.width)
-
-    def coarsened(self, factor: int) -> Grid:
-        """The same extent with pixels ``factor`` times larger (shape must divide)."""
-        return Grid(
-            self.epsg,
-            self.xmin,
-            self.ymax,
-            self.resolution * factor,
-            self.width // factor,
-            self.height // factor,
-        )
-
-    def padded(self, pixels: int) -> Grid:
-        """The grid grown by ``pixels`` on every side."""
-        pad = pixels * self.resolution
-        return Grid(
-            self.epsg,
-            self.xmin - pad,
-            self.ymax + pad,
-            self.resolution,
-            self.width + 2 * pixels,
-            self.height + 2 * pixels,
-        )
-
-    def cell_bounds(self, rows: np.ndarray, cols: np.ndarray) -> list[float]:
-        """Bounds ``[xmin, ymin, xmax, ymax]`` of the pixels at ``rows``/``cols`` (non-empty)."""
-        res = self.resolution
-        return [
-            self.xmin + float(cols.min()) * res,
-            self.ymax - float(rows.max() + 1) * res,
-            self.xmin + float(cols.max() + 1) * res,
-            self.ymax - float(rows.min()) * res,
-        ]
-
-
-def spatial_reference(epsg: int) -> osr.SpatialReference:
-    """An osr SRS in x/y (lon/lat) axis order, whatever the EPSG definition says."""
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
-
-
-def transform_point(source_epsg: int, target_epsg: int, x: float, y: float) -> tuple[float, float]:
-    """One point from one CRS to another (x/y, lon/lat order)."""
-    transform = osr.CoordinateTransformation(spatial_reference(source_epsg), spatial_reference(target_epsg))
-    tx, ty = transform.TransformPoint(x, y)[:2]
-    return float(tx), float(ty)
-
-
-def footprint(grid: Grid, epsg: int, points_per_side: int = 8) -> np.ndarray:
-    """The grid's outline (densified) transformed to another CRS.
-
-    Args:
-        grid: The grid.
-        epsg: Target CRS (4326 gives lon/lat).
-        points_per_side: Points per edge, so curved edges are followed.
-
-    Returns:
-        (n, 2) array of x/y (lon/lat) points, closed ring, counter-clockwise.
-    """
-    xmin, ymin, xmax, ymax = grid.bounds
-    steps = np.linspace(0.0, 1.0, points_per_side, endpoint=False)
-    ring = [(xmin + s * (xmax - xmin), ymin) for s in steps]
-    ring += [(xmax, ymin + s * (ymax - ymin)) for s in steps]
-    ring += [(xmax - s * (xmax - xmin), ymax) for s in steps]
-    ring += [(xmin, ymax - s * (ymax - ymin)) for s in steps]
-    ring.append(ring[0])
-    if epsg == grid.epsg:
-        return np.array(ring)
-    transform = osr.CoordinateTransformation(spatial_reference(grid.epsg), spatial_reference(epsg))
-    return np.array([transform.TransformPoint(x, y)[:2] for x, y in ring])
-
-
-def snapped_grid(points: np.ndarray, epsg: int, resolution: float, origin: float, margin_px: int) -> Grid:
-    """The smallest grid aligned on ``origin + k·resolution`` that covers points plus a margin.
-
-    Args:
-        points: (n, 2) x/y points in ``epsg``.
-        epsg: The grid's CRS.
-        resolution: Pixel size.
-        origin: Grid lines lie at ``origin + k·resolution`` (Landsat: 15 m off the 30 m multiples).
-        margin_px: Extra pixels on every side.
-
-    Returns:
-        The grid.
-    """
-    x0 = math.floor((points[:, 0].min() - origin) / resolution) - margin_px
-    x1 = math.ceil((points[:, 0].max() - origin) / resolution) + margin_px
-    y0 = math.floor((points[:, 1].min() - origin) / resolution) - margin_px
-    y1 = math.ceil((points[:, 1].max() - origin) / resolution) + margin_px
-    return Grid(epsg, origin + x0 * resolution, origin + y1 * resolution, resolution, x1 - x0, y1 - y0)
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_px: float) -> np.ndarray:
@@ -191,18 +67,31 @@ def rank_transform(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (np.searchsorted(ordered, values) / ordered.size).astype(np.float32)
 
 
-# Altitude belts by elevation rank: (upper rank, surface). Below the first: the valley floor.
-VALLEY_RANK = 0.30
-ALTITUDE_BELTS: tuple[tuple[float, Surface], ...] = (
-    (0.46, Surface.BROADLEAF),
-    (0.68, Surface.CONIFER),
-    (0.76, Surface.SHRUB),
-    (0.87, Surface.ALPINE_GRASS),
-    (0.955, Surface.ROCK),
-    (1.01, Surface.GLACIER),
-)
-SNOWABLE = (Surface.SHRUB, Surface.ALPINE_GRASS, Surface.ROCK)
-MEADOW_PARCEL_SHARE = 0.25
+# The alpine valley's tables live in landscapes.PROFILES["alpine"] with the other landscapes'.
+SNOWABLE = PROFILES["alpine"].snowable
+DECIDUOUS_SHRUB_SHARE = 0.45  # share of the shrubland that is deciduous with the look-alike on
+RAMP_DAYS = 12.0  # days over which a weather anomaly sets in and fades
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A weather anomaly over the whole scene: ``snow_year`` or ``drought_year``.
+
+    Attributes:
+        name: The look-alike's name.
+        start: First day of the anomaly (it ramps up over RAMP_DAYS).
+        end: Day it is over (it ramps down over the RAMP_DAYS before).
+    """
+
+    name: str
+    start: date
+    end: date
+
+    def strength(self, day: date) -> float:
+        """0 outside the anomaly, rising to 1 inside it."""
+        if not self.start <= day < self.end:
+            return 0.0
+        return float(min(1.0, (day - self.start).days / RAMP_DAYS, (self.end - day).days / RAMP_DAYS))
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,6 +110,8 @@ class Landscape:
         crop_shift: (parcel, year) days by which that season runs early (<0) or late.
         crop_vigour: (parcel, year) multiplier of the crop's peak green cover.
         first_crop_year: The year of column 0 (the year before the series).
+        kind: The landscape (a key of ``landscapes.PROFILES``).
+        anomalies: Look-alike weather years (snow year, drought year) that render_ground applies.
     """
 
     grid: Grid
@@ -233,6 +124,13 @@ class Landscape:
     crop_shift: np.ndarray
     crop_vigour: np.ndarray
     first_crop_year: int
+    kind: str = "alpine"
+    anomalies: tuple[Anomaly, ...] = ()
+
+    @property
+    def profile(self) -> LandscapeProfile:
+        """The landscape's tables."""
+        return PROFILES[self.kind]
 
     @property
     def aoi(self) -> tuple[slice, slice]:
@@ -283,7 +181,12 @@ def _parcel_ids(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _valley_floor(
-    rng: np.random.Generator, u: np.ndarray, v: np.ndarray, valley: np.ndarray, center: np.ndarray
+    rng: np.random.Generator,
+    u: np.ndarray,
+    v: np.ndarray,
+    valley: np.ndarray,
+    center: np.ndarray,
+    profile: LandscapeProfile,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lays out the valley floor: river, lake, wetland, towns, roads and field parcels.
 
@@ -294,27 +197,29 @@ def _valley_floor(
     width = shape[1]
     floor = np.full(shape, Surface.CROPLAND, dtype=np.uint8)
     parcels = _parcel_ids(rng, shape)
-    meadow_parcels = rng.random(int(parcels.max()) + 1) < MEADOW_PARCEL_SHARE
+    meadow_parcels = rng.random(int(parcels.max()) + 1) < profile.meadow_share
     floor[meadow_parcels[parcels]] = Surface.MEADOW
 
     side = 1.0 if rng.random() < 0.5 else -1.0
-    road = (np.abs(u - (center - side * 0.06)) * width < 1.0) & valley
+    road = (np.abs(u - (center - side * (0.06 + profile.town_shift))) * width < 1.0) & valley
     town_rows = (rng.uniform(0.12, 0.38), rng.uniform(0.62, 0.88))
     town_noise = smooth_noise(rng, shape, 2.0)
     for town_row in town_rows:
-        town_center = (float(np.interp(town_row, v[:, 0], center[:, 0])) + side * 0.09, town_row)
-        radius = rng.uniform(0.06, 0.09)
+        town_x = float(np.interp(town_row, v[:, 0], center[:, 0])) + side * (0.09 + profile.town_shift)
+        town_center = (town_x, town_row)
+        radius = rng.uniform(*profile.town_radius)
         town = (_blob(u, v, town_center, (radius, radius)) + 0.25 * town_noise < 1.0) & valley
         floor[town] = np.where(town_noise[town] > 1.3, Surface.MEADOW, Surface.URBAN)
         road |= (np.abs(v - town_row) * shape[0] < 1.0) & valley
     floor[road] = Surface.URBAN
 
     river_line = center + 0.025 * np.sin(2 * math.pi * (2.5 * v + rng.random()))
-    water = np.abs(u - river_line) * width < 2.0
+    water = np.abs(u - river_line) * width < profile.river_halfwidth
     lake_row = rng.uniform(0.3, 0.7)
     lake_center = (float(np.interp(lake_row, v[:, 0], center[:, 0])) - side * 0.07, lake_row)
-    water |= _blob(u, v, lake_center, (0.07, 0.05)) + 0.3 * smooth_noise(rng, shape, 3.0) < 1.0
-    wetland = dilate(water, 4) & ~water & valley & (smooth_noise(rng, shape, 4.0) > 0.5)
+    water |= _blob(u, v, lake_center, profile.lake_radii) + 0.3 * smooth_noise(rng, shape, 3.0) < 1.0
+    near_water = dilate(water, profile.wetland_reach) & ~water & valley
+    wetland = near_water & (smooth_noise(rng, shape, 4.0) > profile.wetland_threshold)
     floor[wetland] = Surface.WETLAND
     floor[water] = Surface.WATER
     return np.asarray(np.where(valley | water, floor, 255)).astype(np.uint8), parcels
@@ -333,7 +238,14 @@ def _crop_rotation(rng: np.random.Generator, n_parcels: int, n_years: int) -> np
     return sequence
 
 
-def build_landscape(rng: np.random.Generator, grid: Grid, margin: int, years: tuple[int, ...]) -> Landscape:
+def build_landscape(
+    rng: np.random.Generator,
+    grid: Grid,
+    margin: int,
+    years: tuple[int, ...],
+    kind: str = "alpine",
+    deciduous_shrubs: bool = False,
+) -> Landscape:
     """Lays out the landscape on ``grid`` (the AOI plus ``margin`` pixels on each side).
 
     Args:
@@ -341,6 +253,9 @@ def build_landscape(rng: np.random.Generator, grid: Grid, margin: int, years: tu
         grid: The 10 m grid to fill.
         margin: Margin in pixels around the AOI.
         years: The simulated years (crop rotations are drawn for the year before and after too).
+        kind: The landscape (a key of ``landscapes.PROFILES``).
+        deciduous_shrubs: Turn DECIDUOUS_SHRUB_SHARE of the shrubland (in patches) deciduous
+            (the look-alike of that name); drawn after everything else, so the rest is unchanged.
 
     Returns:
         The landscape.
@@ -359,34 +274,50 @@ def build_landscape(rng: np.random.Generator, grid: Grid, margin: int, years: tu
     aoi = (slice(margin, shape[0] - margin), slice(margin, shape[1] - margin))
     rank = np.clip(rank_transform(elevation, elevation[aoi]) + 0.02 * smooth_noise(rng, shape, 2.0), 0.0, 1.0)
 
+    profile = PROFILES[kind]
     surface = np.full(shape, Surface.BROADLEAF, dtype=np.uint8)
-    lower = VALLEY_RANK
-    for upper, belt in ALTITUDE_BELTS:
+    lower = 0.0
+    for upper, belt in profile.belts:
         surface[(rank >= lower) & (rank < upper)] = belt
         lower = upper
     clearings = smooth_noise(rng, shape, max(2.0, size / 25))
-    surface[(surface == Surface.BROADLEAF) & (clearings > 1.0)] = Surface.MEADOW
-    surface[(surface == Surface.CONIFER) & (clearings > 1.2)] = Surface.ALPINE_GRASS
+    for belt, threshold, opened in profile.clearings:
+        surface[(surface == belt) & (clearings > threshold)] = opened
 
-    floor, parcels = _valley_floor(rng, u, v, rank < VALLEY_RANK, center)
+    valley = (rank >= profile.floor[0]) & (rank < profile.floor[1])
+    floor, parcels = _valley_floor(rng, u, v, valley, center, profile)
     surface = np.where(floor != 255, floor, surface).astype(np.uint8)
+    if profile.woods is not None:
+        fields = np.isin(surface, (Surface.CROPLAND, Surface.MEADOW)) & valley
+        surface[fields & (smooth_noise(rng, shape, 2.5) > profile.woods)] = Surface.BROADLEAF
 
     crop_pixels = surface == Surface.CROPLAND
     used, parcel_index = np.unique(parcels[crop_pixels], return_inverse=True)
     units = surface.astype(np.int32)
     units[crop_pixels] = len(Surface) + parcel_index.astype(np.int32)
     n_years = len(years) + 2
+    texture = 1.0 + 0.04 * smooth_noise(rng, shape, 1.0) + 0.03 * smooth_noise(rng, shape, 6.0)
+    crop_sequence = _crop_rotation(rng, used.size, n_years)
+    crop_shift = rng.uniform(-8.0, 8.0, (used.size, n_years)).astype(np.float32)
+    crop_vigour = rng.uniform(0.92, 1.03, (used.size, n_years)).astype(np.float32)
+    if deciduous_shrubs:
+        shrubs = np.isin(surface, (Surface.SHRUB, Surface.MAQUIS))
+        patches = smooth_noise(rng, shape, max(2.0, size / 30))
+        threshold = np.quantile(patches[shrubs], 1.0 - DECIDUOUS_SHRUB_SHARE) if shrubs.any() else 0.0
+        surface[shrubs & (patches >= threshold)] = Surface.DECIDUOUS_SHRUB
+        units = np.where(surface == Surface.DECIDUOUS_SHRUB, int(Surface.DECIDUOUS_SHRUB), units).astype(
+            np.int32
+        )
     return Landscape(
         grid=grid,
         margin=margin,
         surface=surface,
         units=units,
         elevation_rank=rank.astype(np.float32),
-        texture=(1.0 + 0.04 * smooth_noise(rng, shape, 1.0) + 0.03 * smooth_noise(rng, shape, 6.0)).astype(
-            np.float32
-        ),
-        crop_sequence=_crop_rotation(rng, used.size, n_years),
-        crop_shift=rng.uniform(-8.0, 8.0, (used.size, n_years)).astype(np.float32),
-        crop_vigour=rng.uniform(0.92, 1.03, (used.size, n_years)).astype(np.float32),
+        texture=texture.astype(np.float32),
+        crop_sequence=crop_sequence,
+        crop_shift=crop_shift,
+        crop_vigour=crop_vigour,
         first_crop_year=years[0] - 1,
+        kind=kind,
     )

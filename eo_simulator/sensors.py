@@ -21,7 +21,9 @@ from osgeo import gdal
 
 from eo_simulator.config import ScenarioConfig
 from eo_simulator.events import PlantedEvent
-from eo_simulator.landscape import SNOWABLE, Grid, Landscape, dilate, smooth_noise, spatial_reference
+from eo_simulator.grid import Grid, spatial_reference
+from eo_simulator.landscape import Landscape, dilate, smooth_noise
+from eo_simulator.lookalikes import brown_table, snow_year_cover
 from eo_simulator.spectra import (
     CIRRUS_SPECTRUM,
     CLOUD_SPECTRUM,
@@ -29,6 +31,7 @@ from eo_simulator.spectra import (
     ENDMEMBER_INDEX,
     ENDMEMBER_MATRIX,
     L8_BANDS,
+    N_BASE_ENDMEMBERS,
     S2_BAND_INDEX,
     S2_BANDS,
     Surface,
@@ -150,14 +153,27 @@ def render_ground(landscape: Landscape, events: list[PlantedEvent], day: date) -
     table = np.vstack(
         [np.stack([surface_fractions(s, doy) for s in Surface]), _crop_table(landscape, day), *event_rows]
     )
+    table = brown_table(table, landscape, day)
     units = landscape.units.copy()
     first_event_unit = len(Surface) + landscape.n_parcels
     for i, event in enumerate(events):
         if event.active(day):
             units.flat[event.pixels] = first_event_unit + i
-    fractions = table[units]
-    reflectance = np.moveaxis(fractions @ ENDMEMBER_MATRIX, -1, 0) * landscape.texture
-    seasonal_snow = snow_cover(landscape.elevation_rank, doy) * np.isin(landscape.surface, SNOWABLE)
+    # The default scenes mix the first end-members only (bit-identical); appended ones are added.
+    fractions = table[:, :N_BASE_ENDMEMBERS][units]
+    mixed = fractions @ ENDMEMBER_MATRIX[:N_BASE_ENDMEMBERS]
+    appended = table[:, N_BASE_ENDMEMBERS:]
+    if appended.any():
+        mixed = mixed + appended[units] @ ENDMEMBER_MATRIX[N_BASE_ENDMEMBERS:]
+    reflectance = np.moveaxis(mixed, -1, 0) * landscape.texture
+    profile = landscape.profile
+    seasonal_snow = np.zeros(landscape.grid.shape, dtype=np.float32)
+    if profile.snowline is not None:
+        seasonal_snow = snow_cover(landscape.elevation_rank, doy, profile.snowline)
+        seasonal_snow = seasonal_snow * np.isin(landscape.surface, profile.snowable)
+    snow_year = snow_year_cover(landscape, day)
+    if snow_year is not None:
+        seasonal_snow = np.maximum(seasonal_snow, snow_year)
     snow_spectrum = ENDMEMBER_MATRIX[ENDMEMBER_INDEX["snow"], :, None, None]
     reflectance = reflectance * (1.0 - seasonal_snow) + seasonal_snow * snow_spectrum
     return GroundView(

@@ -69,7 +69,10 @@ ENDMEMBERS: dict[str, tuple[float, ...]] = {
     "urban": (0.085, 0.095, 0.105, 0.120, 0.135, 0.145, 0.155, 0.160, 0.185, 0.165),
     "water": (0.045, 0.055, 0.030, 0.022, 0.014, 0.011, 0.009, 0.008, 0.004, 0.003),
     "snow": (0.880, 0.870, 0.850, 0.830, 0.790, 0.770, 0.750, 0.730, 0.070, 0.050),
+    # Appended (keeps the indices above): charcoal and ash after a fire, dark with NIR below SWIR.
+    "char": (0.025, 0.030, 0.032, 0.038, 0.045, 0.050, 0.055, 0.058, 0.085, 0.075),
 }
+N_BASE_ENDMEMBERS = 11  # the end-members before "char": the default scenes are mixed from these only
 ENDMEMBER_INDEX = {name: i for i, name in enumerate(ENDMEMBERS)}
 ENDMEMBER_MATRIX = np.array(list(ENDMEMBERS.values()), dtype=np.float32)  # (endmember, band)
 CLOUD_SPECTRUM = np.array([0.60, 0.61, 0.62, 0.625, 0.63, 0.63, 0.63, 0.63, 0.52, 0.40], dtype=np.float32)
@@ -90,6 +93,13 @@ class Surface(IntEnum):
     GLACIER = 8
     WATER = 9
     WETLAND = 10
+    # Appended for the other landscapes (landscapes.py); indices above stay.
+    MAQUIS = 11
+    DRY_GRASS = 12
+    OPEN_WOODLAND = 13
+    MARSH = 14
+    SAND = 15
+    DECIDUOUS_SHRUB = 16
 
 
 SURFACE_CLASS: dict[Surface, str] = {
@@ -104,6 +114,12 @@ SURFACE_CLASS: dict[Surface, str] = {
     Surface.GLACIER: "snow_ice",
     Surface.WATER: "water",
     Surface.WETLAND: "wetland",
+    Surface.MAQUIS: "shrubland",
+    Surface.DRY_GRASS: "grassland",
+    Surface.OPEN_WOODLAND: "tree_cover",
+    Surface.MARSH: "wetland",
+    Surface.SAND: "bare",
+    Surface.DECIDUOUS_SHRUB: "shrubland",
 }
 
 
@@ -196,6 +212,40 @@ def surface_fractions(surface: Surface, doy: float) -> np.ndarray:
     if surface is Surface.WETLAND:
         green = 0.2 + 0.45 * _season(doy, 120, 280, 12, 12)
         return mixture("water", green_leaf=green, dry_vegetation=0.25 * (1.0 - green / 0.65))
+    return _other_fractions(surface, doy)
+
+
+def dry_grass_green(doy: float) -> float:
+    """Green cover of Mediterranean dry grassland: green from the autumn rains to May, brown in summer."""
+    return 0.08 + 0.5 * (1.0 - _season(doy, 140, 300, 10, 15))
+
+
+def _other_fractions(surface: Surface, doy: float) -> np.ndarray:
+    """Fractions of the surfaces appended for the non-alpine landscapes."""
+    if surface is Surface.MAQUIS:  # evergreen sclerophyll: dark, green all year, a little drier in summer
+        return mixture(
+            "soil", shrub=0.66 - 0.06 * _season(doy, 170, 270, 10, 10), conifer=0.1, dry_vegetation=0.1
+        )
+    if surface is Surface.DRY_GRASS:
+        green = dry_grass_green(doy)
+        return mixture("soil", green_leaf=green, dry_vegetation=0.75 * (1.0 - green))
+    if surface is Surface.OPEN_WOODLAND:  # olive-like evergreen crowns over dry grass
+        grass = dry_grass_green(doy)
+        return mixture("soil", broadleaf=0.5, green_leaf=0.3 * grass, dry_vegetation=0.3 * (1.0 - grass))
+    if surface is Surface.MARSH:  # reeds; high water from autumn to spring, drawn down in summer
+        green = 0.1 + 0.5 * _season(doy, 110, 285, 12, 12)
+        water = 0.2 + 0.3 * (1.0 - _season(doy, 150, 290, 15, 15))
+        return mixture("soil", water=water, green_leaf=green, dry_vegetation=0.6 * (0.6 - green))
+    if surface is Surface.SAND:
+        return mixture("rock", soil=0.45, green_leaf=0.05 * _season(doy, 90, 200, 10, 10))
+    if surface is Surface.DECIDUOUS_SHRUB:  # leafless in winter: looks like dry grass or bare ground
+        leaf_on = _season(doy, 120, 290, 8, 9)
+        return mixture(
+            "soil",
+            shrub=0.65 * leaf_on,
+            leafless=0.15,
+            dry_vegetation=0.45 * (1.0 - leaf_on),
+        )
     return mixture("soil")
 
 
@@ -228,23 +278,26 @@ def crop_fractions(doy: float, season: np.ndarray, peak: np.ndarray, next_sowing
     return fractions
 
 
-def snowline_rank(doy: float) -> float:
+Snowline = tuple[tuple[float, ...], tuple[float, ...]]  # (days of year, elevation ranks) to interpolate
+ALPINE_SNOWLINE: Snowline = ((0.0, 90.0, 170.0, 280.0, 330.0, 367.0), (0.70, 0.70, 0.995, 0.995, 0.70, 0.70))
+
+
+def snowline_rank(doy: float, line: Snowline = ALPINE_SNOWLINE) -> float:
     """Elevation rank (0 valley … 1 summit) above which the ground is snow-covered on a day.
 
-    Snow reaches down to the shrub belt (rank 0.70) from late November to March, melts upwards
-    from April to June and is gone from everything but the glacier in July–September.
+    In the alpine valley (the default ``line``) snow reaches down to the shrub belt (rank 0.70)
+    from late November to March, melts upwards from April to June and is gone from everything but
+    the glacier in July–September. Other landscapes pass their own line (landscapes.py).
     """
-    days = (0.0, 90.0, 170.0, 280.0, 330.0, 367.0)
-    ranks = (0.70, 0.70, 0.995, 0.995, 0.70, 0.70)
-    return float(np.interp(doy, days, ranks))
+    return float(np.interp(doy, line[0], line[1]))
 
 
 SNOW_TRANSITION = 0.02  # rank interval over which the snow cover goes from 0 to 1
 
 
-def snow_cover(elevation_rank: np.ndarray, doy: float) -> np.ndarray:
+def snow_cover(elevation_rank: np.ndarray, doy: float, line: Snowline = ALPINE_SNOWLINE) -> np.ndarray:
     """Fraction of seasonal snow cover per pixel from its elevation rank."""
-    return np.clip((elevation_rank - snowline_rank(doy)) / SNOW_TRANSITION, 0.0, 1.0).astype(np.float32)
+    return np.clip((elevation_rank - snowline_rank(doy, line)) / SNOW_TRANSITION, 0.0, 1.0).astype(np.float32)
 
 
 def ndvi(reflectance: np.ndarray) -> np.ndarray:
