@@ -36,7 +36,8 @@ def assemble(run: ScenarioRun, params: ChangeParams, out: Path) -> dict[str, dic
     for year in run.years:
         series = read_labels(run.labels(year), grid, BLOCK_PX)
         cubes = [Cube.open(p) for p in run.cubes_of(year)]
-        result = year_result(series, previous, cubes, card, params)
+        before = Cube.open(run.cube(year - 2)) if year - 2 in run.years else None
+        result = year_result(series, previous, cubes, card, params, before)
         written["maps"][year] = write_class_cog(out / f"map_{year}.tif", result.classes, grid)
         written["annual"][year] = write_class_cog(out / f"annual_{year}.tif", series.annual, grid)
         if previous is not None:

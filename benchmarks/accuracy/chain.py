@@ -165,7 +165,7 @@ class ScenarioRun:
                 log(f"{self.name}: cube {year} from {len(scenes)} scenes")
 
     def build_trainset(self, log: Log) -> None:
-        """Reference → annual sets and per-year random forests → the multi-year set (as ``trainset_<aoi>``)."""
+        """Reference → annual sets and per-year forests → the multi-year set (as ``trainset_<aoi>``)."""
         from eo_tasks.trainset.annual import build_annual
         from eo_tasks.trainset.config import TrainsetConfig
         from eo_tasks.trainset.multiyear import build_multiyear
@@ -203,20 +203,8 @@ class ScenarioRun:
         for year in self.years:
             out = self.labels(year)
             cubes = [str(p) for p in self.cubes_of(year)]
-            _compute(
-                [
-                    "-m",
-                    "eo_tasks.maps.infer",
-                    "--model",
-                    str(self.model_dir),
-                    "--cubes",
-                    *cubes,
-                    "--out",
-                    str(out),
-                ]
-                + ["--block-px", str(BLOCK_PX), "--window", str(WINDOW)],
-                log,
-            )
+            args = ["-m", "eo_tasks.maps.infer", "--model", str(self.model_dir), "--cubes", *cubes]
+            _compute([*args, "--out", str(out), "--block-px", str(BLOCK_PX), "--window", str(WINDOW)], log)
             (out / "done").touch()
 
 

@@ -148,7 +148,7 @@ def check_targets(results: list[dict[str, Any]]) -> dict[str, Any]:
 def format_table(results: list[dict[str, Any]]) -> str:
     """The suite as a text table (one line per scenario and method)."""
     lines = [
-        f"{'scenario':22} {'method':22} {'P':>6} {'R':>6} {'F1':>6} {'IoU':>6} {'agree min':>9} {'dated±1':>8}"
+        f"{'scenario':22} {'method':22} {'P':>6} {'R':>6} {'F1':>6} {'IoU':>6} {'agree':>9} {'dated±1':>8}"
     ]
     for r in results:
         for key in ("method", "published_rules", "random_forest", "per_year_transformer"):

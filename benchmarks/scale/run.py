@@ -180,8 +180,10 @@ def stage_analysis(size: int, work: Path) -> dict[str, Any]:
 
 
 def stage_dating(size: int, work: Path) -> dict[str, Any]:
+    from eo_tasks.core.aoi_sections import ChangeParams
     from eo_tasks.core.cube import Cube
-    from eo_tasks.maps.annual_maps import YearResult, refine_dates
+    from eo_tasks.maps.annual_maps import YearResult
+    from eo_tasks.maps.dating import refine_dates
 
     r = np.load(work / "result.npz")
     result = YearResult(
@@ -192,7 +194,8 @@ def stage_dating(size: int, work: Path) -> dict[str, Any]:
     )
     cubes = [Cube.open(work / f"cube_{y}.h5") for y in (0, 1)]
     inputs_loaded()
-    refined = refine_dates(result, cubes, np.full(len(cubes[0].band_names), 0.1, np.float32), False, W)
+    scale = np.full(len(cubes[0].band_names), 0.1, np.float32)
+    refined, _ = refine_dates(result, cubes, scale, False, ChangeParams(window=W))
     return {"moved_px": int((refined.change_composite != result.change_composite).sum())}
 
 

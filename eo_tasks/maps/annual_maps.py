@@ -10,7 +10,7 @@ dates (Sedona et al. 2023), so consecutive maps differ only where the land chang
 - the first year: there is no previous map; the map is the per-year classifier's label of the
   year's whole series (the paper's initial annual map), and it holds no changes.
 - each change region is then dated at the break of its spectral series inside the first window
-  whose label flipped (:func:`refine_dates`).
+  whose label flipped (:func:`eo_tasks.maps.dating.refine_dates`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +27,10 @@ import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import NODATA_CLASS
-from eo_tasks.core.cube import Cube
 from eo_tasks.core.errors import ConfigError, IncompleteOutputError, ServiceUnavailableError
 from eo_tasks.core.grid import Block, GridSpec, blocks
 from eo_tasks.maps import versions
-from eo_tasks.maps.changes import analyse_sequences, break_composite, drop_small_regions
+from eo_tasks.maps.changes import analyse_sequences, drop_small_regions
 from eo_tasks.maps.infer import BLOCK_FILE
 from eo_tasks.store import maps as maps_store
 
@@ -229,59 +227,12 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
         changed=changed,
         from_class=previous,
         to_class=np.where(changed, to_class, previous).astype(np.uint8),
-        change_days=_changed_days(composite, changed, series.composite_dates),
+        change_days=changed_days(composite, changed, series.composite_dates),
         change_composite=composite,
     )
 
 
-def refine_dates(
-    result: YearResult, cubes: Sequence[Cube], scale: np.ndarray, include_indices: bool, window: int
-) -> YearResult:
-    """Dates each change region at the break of its median spectral series inside its first flipped window.
-
-    The half-window rule assumes the classifier flips when half its window shows the new class;
-    real models flip earlier for some transitions and later for others. The first window whose
-    label flipped (ending ``window // 2`` after the rule's date) holds the change, and the region's
-    features show where (:func:`eo_tasks.maps.changes.break_composite`).
-
-    Args:
-        result: The year's result from :func:`next_year_map`.
-        cubes: The cubes the windows slid over, oldest first.
-        scale: Per-feature scale (the model card's normalization std).
-        include_indices: Whether the features include the spectral indices.
-        window: ``w``.
-
-    Returns:
-        The result with refined ``change_composite`` and ``change_days``.
-    """
-    from scipy import ndimage
-
-    from eo_tasks.core.features import pixel_features
-
-    regions, _ = ndimage.label(result.changed, structure=np.ones((3, 3), dtype=bool))
-    composite = result.change_composite.copy()
-    dates = [d for cube in cubes for d in cube.dates]
-    for index, box in enumerate(ndimage.find_objects(regions), 1):
-        if box is None:
-            continue
-        where = regions[box] == index
-        parts = [cube.read(box[0], box[1]) for cube in cubes]
-        reflectance = np.concatenate([r for r, _ in parts])[:, where]  # (composites, pixels, bands)
-        valid = np.concatenate([v for _, v in parts])[:, where]
-        features = (
-            pixel_features(reflectance.transpose(1, 0, 2), cubes[0].band_names, include_indices) / scale
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
-            median = np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0)
-        flip_end = int(np.median(result.change_composite[box][where])) + window // 2
-        composite[box][where] = break_composite(median, flip_end - window + 1, flip_end)
-    return replace(
-        result, change_composite=composite, change_days=_changed_days(composite, result.changed, dates)
-    )
-
-
-def _changed_days(composite: np.ndarray, changed: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:
+def changed_days(composite: np.ndarray, changed: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:
     """:func:`composite_days` with temporaries the size of the changed pixels only (0 elsewhere)."""
     days = np.zeros(composite.shape, np.int32)
     days[changed] = composite_days(composite[changed], dates)

@@ -30,6 +30,12 @@ import numpy as np
 from eo_tasks.core.aoi_sections import ChangeParams
 
 NO_CHANGE = -1
+# Platform rules: a change that begins within half a window of the series' end cannot persist for
+# half a window before the series ends, so the published rules miss every change of the map year's
+# second half until next year's run, and the last year's for good. Such a run counts when it lasts
+# to the end and for at least this many windows; the region's spectra must then confirm it
+# (``eo_tasks.maps.dating``).
+END_MIN_RUN = 3
 
 
 def median_filter(labels: np.ndarray, length: int) -> np.ndarray:
@@ -111,9 +117,12 @@ def analyse_sequences(labels: np.ndarray, initial: np.ndarray, params: ChangePar
     after = np.arange(steps)[:, None] >= step[None, :]
     run_length = _run_length_from(differs, step)
     returns = np.sum(differs[:-1] & ~differs[1:], axis=0)  # changed -> initial transitions
+    persists = run_length >= params.half  # (1) persists for half a window
+    if params.rules == "platform":  # ... or, begun late in the series, until its end (see END_MIN_RUN)
+        persists |= (step + run_length == steps) & (run_length >= END_MIN_RUN)
     permanent = (
         (strength > 0)
-        & (run_length >= params.half)  # (1) persists for half a window
+        & persists
         & (returns <= 1)  # (2) returns to the initial label at most once
         & (step >= params.median)  # (3) not at the very start of the series (within the filter's reach)
         & differs[-1]  # still changed at the end
@@ -223,38 +232,3 @@ def embed_changes(
     """
     applies = kept & (result.date_composite >= 0) & (result.date_composite <= last_composite)
     return np.where(applies, result.to_class, initial)
-
-
-def break_composite(series: np.ndarray, lo: int, hi: int, half: int = 2) -> int:
-    """The composite in ``lo..hi`` where a feature series breaks most.
-
-    The break is the largest distance between the medians of the ``half`` composites from a
-    candidate on and the ``half`` before it.
-
-    The window labels only say that a change happened within the first window that shows it; the
-    spectral series of the changed region says where inside that window (a cleared forest drops its
-    NIR from one composite to the next). Unobserved composites (NaN) are ignored.
-
-    Args:
-        series: ``(composites, features)`` scaled features (e.g. a change region's median).
-        lo: First candidate composite (at least 1).
-        hi: Last candidate composite.
-        half: Composites on each side of a candidate.
-
-    Returns:
-        The composite index of the break (``lo`` when nothing in range was observed).
-    """
-    import warnings
-
-    best, best_jump = lo, -1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: unobserved composites
-        for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
-            jump = float(
-                np.linalg.norm(
-                    np.nanmedian(series[c : c + half], 0) - np.nanmedian(series[max(0, c - half) : c], 0)
-                )
-            )
-            if jump > best_jump:  # NaN compares False: skipped
-                best, best_jump = c, jump
-    return best

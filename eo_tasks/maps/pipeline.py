@@ -24,7 +24,7 @@ from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube, cube_path
 from eo_tasks.core.errors import CatalogError
-from eo_tasks.maps import annual_maps
+from eo_tasks.maps import annual_maps, dating
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.models import read_card
@@ -162,6 +162,7 @@ def year_result(
     cubes: list[Cube],
     card: dict[str, Any],
     params: ChangeParams,
+    year_before: Cube | None = None,
 ) -> annual_maps.YearResult:
     """A year's map and changes from its window labels: the label-sequence analysis, then the dating.
 
@@ -171,13 +172,14 @@ def year_result(
         cubes: The cubes the windows slid over, oldest first.
         card: The model card (its normalization scales the features the dating compares).
         params: The analysis settings.
+        year_before: The cube of the year before ``cubes`` (year-on-year anomalies of its first year).
     """
     if previous is None:
         return annual_maps.first_year_map(series)
     result = annual_maps.next_year_map(series, previous, params)
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
-    return annual_maps.refine_dates(result, cubes, scale, indices, series.window)
+    return dating.refine_dates(result, cubes, scale, indices, params, year_before)[0]
 
 
 def _assemble(
@@ -196,7 +198,9 @@ def _assemble(
     cubes = [Cube.open(Path(p)) for p in values["cubes"]]
     card = read_card(Path(values["model_dir"]))
     previous = None if year == config.first_year else annual_maps.previous_map(conn, config.name, year - 1)
-    result = year_result(series, previous, cubes, card, config.maps.changes)
+    before = cube_path(data, config.name, year - 2)
+    year_before = Cube.open(before) if year - 2 >= config.first_year and before.is_file() else None
+    result = year_result(series, previous, cubes, card, config.maps.changes, year_before)
     scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
     provenance = {
         "model_card": str(Path(values["model_dir"]) / "model_card.json"),

@@ -1,0 +1,198 @@
+"""Dating change regions, and checking them against the ground's own spectra.
+
+The window labels only say that a change happened within the first window whose label flipped;
+the spectral series of the changed region says where inside that window. Two series can be
+searched for the break:
+
+- the region's median features (the published refinement): the largest jump inside the window.
+  Seasons jump too (green-up, leaf fall, snow), and a change in stages (fields stripped to soil,
+  then built on) has its largest jump at the second stage, months after the change began;
+- the region's **year-on-year anomaly** (``platform`` rules): each composite minus the same
+  composite of the year before. Seasons cancel; the anomaly rises at the first stage of a change
+  and stays up. The same anomaly checks the region: a permanent change keeps its anomaly up to
+  the end of the series, while a label flip the ground never made (a winter confusion between
+  shrubs and trees, a drought or snow year) leaves the anomaly low or lets it fall back.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from eo_tasks.core.aoi_sections import ChangeParams
+from eo_tasks.core.cube import Cube
+from eo_tasks.maps.annual_maps import YearResult, changed_days
+
+BREAK_HALF = 2  # composites on each side of a candidate break
+# A region's anomaly after its break, in units of the features' spread (the model card's std), below
+# which the ground shows no lasting change: measured on the accuracy suite (README, Accuracy).
+MIN_LASTING_ANOMALY = 0.5
+
+
+def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
+    """The composite in ``lo..hi`` where a feature series breaks most.
+
+    The break is the largest distance between the medians of the ``half`` composites from a
+    candidate on and the ``half`` before it. Unobserved composites (NaN) are ignored.
+
+    Args:
+        series: ``(composites, features)`` scaled features (e.g. a change region's median).
+        lo: First candidate composite (at least 1).
+        hi: Last candidate composite.
+        half: Composites on each side of a candidate.
+
+    Returns:
+        The composite index of the break (``lo`` when nothing in range was observed).
+    """
+    best, best_jump = lo, -1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: unobserved composites
+        for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
+            jump = float(
+                np.linalg.norm(
+                    np.nanmedian(series[c : c + half], 0) - np.nanmedian(series[max(0, c - half) : c], 0)
+                )
+            )
+            if jump > best_jump:  # NaN compares False: skipped
+                best, best_jump = c, jump
+    return best
+
+
+def year_on_year(series: np.ndarray, before: np.ndarray, per_year: int) -> np.ndarray:
+    """Each composite minus the same composite one year earlier (NaN where either is unobserved).
+
+    Args:
+        series: ``(composites, features)`` over consecutive years.
+        before: ``(per_year, features)`` the year before the series (NaN where unknown).
+        per_year: Composites per year.
+    """
+    full = np.concatenate([before, series])
+    return np.asarray(series - full[: series.shape[0]])
+
+
+@dataclass(frozen=True)
+class RegionEvidence:
+    """What a change region's spectra say.
+
+    Attributes:
+        composite: The break (the region's change date as a composite index of the series).
+        lasting: Median year-on-year anomaly (feature-spread units) from the break to the series' end;
+            NaN where the year before is unknown there.
+        anomaly_dated: Whether the break was found on the anomaly (else on the features).
+    """
+
+    composite: int
+    lasting: float
+    anomaly_dated: bool
+
+
+def region_evidence(
+    series: np.ndarray, before: np.ndarray, per_year: int, flip_end: int, window: int, use_anomaly: bool
+) -> RegionEvidence:
+    """Dates one region and measures how lasting its change is.
+
+    Args:
+        series: ``(composites, features)`` the region's median scaled features over the series.
+        before: ``(per_year, features)`` the same for the year before the series (NaN: unknown).
+        per_year: Composites per year.
+        flip_end: The last composite of the first window whose label flipped.
+        window: ``w``.
+        use_anomaly: Date on the year-on-year anomaly where it is known (``platform`` rules).
+    """
+    lo, hi = flip_end - window + 1, flip_end
+    anomaly = year_on_year(series, before, per_year)
+    norms = np.linalg.norm(anomaly, axis=1)  # NaN where unobserved
+    known = np.isfinite(norms[max(lo - BREAK_HALF, 0) : hi + BREAK_HALF])
+    anomaly_dated = use_anomaly and int(known.sum()) >= 2 * BREAK_HALF
+    composite = break_composite(anomaly if anomaly_dated else series, lo, hi)
+    after = norms[composite:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lasting = float(np.nanmedian(after)) if np.isfinite(after).any() else float("nan")
+    return RegionEvidence(composite, lasting, anomaly_dated)
+
+
+def region_series(
+    cubes: Sequence[Cube],
+    box: tuple[slice, slice],
+    where: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray:
+    """``(composites, features)`` median scaled features of the pixels ``where`` inside ``box``."""
+    from eo_tasks.core.features import pixel_features
+
+    parts = [cube.read(box[0], box[1]) for cube in cubes]
+    reflectance = np.concatenate([r for r, _ in parts])[:, where]  # (composites, pixels, bands)
+    valid = np.concatenate([v for _, v in parts])[:, where]
+    features = pixel_features(reflectance.transpose(1, 0, 2), cubes[0].band_names, include_indices) / scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
+        return np.asarray(np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0))
+
+
+def refine_dates(
+    result: YearResult,
+    cubes: Sequence[Cube],
+    scale: np.ndarray,
+    include_indices: bool,
+    params: ChangeParams,
+    year_before: Cube | None = None,
+) -> tuple[YearResult, list[RegionEvidence]]:
+    """Dates each change region at its spectral break; with ``platform`` rules, drops passing flips.
+
+    Published rules: the break of the region's median features inside its first flipped window
+    (ending ``window // 2`` after the half-window rule's date). Platform rules: the break of the
+    year-on-year anomaly where the year before is known (``year_before`` supplies it for the
+    series' first year), and a region whose anomaly does not stay at least
+    :data:`MIN_LASTING_ANOMALY` after its break is no change (its pixels keep the previous map).
+
+    Args:
+        result: The year's result from :func:`eo_tasks.maps.annual_maps.next_year_map`.
+        cubes: The cubes the windows slid over, oldest first.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+        params: The analysis settings (``window``, ``rules``).
+        year_before: The cube of the year before ``cubes``, if there is one.
+
+    Returns:
+        The result with refined dates (and, with platform rules, without passing flips), and
+        the evidence of every region found.
+    """
+    from scipy import ndimage
+
+    platform = params.rules == "platform"
+    window, per_year = params.window, cubes[-1].shape[0]
+    regions, _ = ndimage.label(result.changed, structure=np.ones((3, 3), dtype=bool))
+    composite = result.change_composite.copy()
+    changed = result.changed.copy()
+    evidence = []
+    for index, box in enumerate(ndimage.find_objects(regions), 1):
+        if box is None:
+            continue
+        where = regions[box] == index
+        series = region_series(cubes, box, where, scale, include_indices)
+        n_features = series.shape[1]
+        if year_before is not None:
+            before = region_series([year_before], box, where, scale, include_indices)
+        else:
+            before = np.full((per_year, n_features), np.nan, np.float32)
+        flip_end = int(np.median(result.change_composite[box][where])) + window // 2
+        found = region_evidence(series, before, per_year, flip_end, window, platform)
+        evidence.append(found)
+        composite[box][where] = found.composite
+        if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept
+            changed[box][where] = False
+    composite = np.where(changed, composite, -1).astype(np.int32)
+    refined = replace(
+        result,
+        changed=changed,
+        classes=np.where(result.changed & ~changed, result.from_class, result.classes),
+        to_class=np.where(changed, result.to_class, result.from_class),
+        change_composite=composite,
+        change_days=changed_days(composite, changed, [d for cube in cubes for d in cube.dates]),
+    )
+    return refined, evidence
