@@ -73,20 +73,47 @@ def year_on_year(series: np.ndarray, before: np.ndarray, per_year: int) -> np.nd
     return np.asarray(series - full[: series.shape[0]])
 
 
+def against_the_year_before(series: np.ndarray, before: np.ndarray, per_year: int, start: int) -> np.ndarray:
+    """Each composite from ``start`` on minus the same composite in the year before ``start``.
+
+    Unlike :func:`year_on_year`, a composite two years after ``start`` is compared with the year
+    before ``start`` too, never with one after it: the anomaly of a lasting change stays up.
+
+    Args:
+        series: ``(composites, features)`` over consecutive years.
+        before: ``(per_year, features)`` the year before the series (NaN where unknown).
+        per_year: Composites per year.
+        start: A composite index of the series (the break).
+
+    Returns:
+        ``(composites - start, features)``.
+    """
+    full = np.concatenate([before, series])
+    index = np.arange(start, series.shape[0])
+    years_back = (index - start) // per_year + 1
+    return np.asarray(series[start:] - full[index - years_back * per_year + per_year])
+
+
 @dataclass(frozen=True)
 class RegionEvidence:
     """What a change region's spectra say.
 
     Attributes:
         composite: The break (the region's change date as a composite index of the series).
-        lasting: Median year-on-year anomaly (feature-spread units) from the break to the series' end;
-            NaN where the year before is unknown there.
-        anomaly_dated: Whether the break was found on the anomaly (else on the features).
+        lasting: Median anomaly (feature-spread units) from the break to the series' end against
+            the same season before the break; NaN where that season is unknown.
+        anomaly_dated: Whether the break was found on the year-on-year anomaly (else on the features).
     """
 
     composite: int
     lasting: float
     anomaly_dated: bool
+
+
+def _nanmedian(values: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unobserved or unknown
+        return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
 
 
 def region_evidence(
@@ -104,14 +131,11 @@ def region_evidence(
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year)
-    norms = np.linalg.norm(anomaly, axis=1)  # NaN where unobserved
+    norms = np.linalg.norm(anomaly, axis=1)  # NaN where unobserved or unknown
     known = np.isfinite(norms[max(lo - BREAK_HALF, 0) : hi + BREAK_HALF])
     anomaly_dated = use_anomaly and int(known.sum()) >= 2 * BREAK_HALF
     composite = break_composite(anomaly if anomaly_dated else series, lo, hi)
-    after = norms[composite:]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lasting = float(np.nanmedian(after)) if np.isfinite(after).any() else float("nan")
+    lasting = _nanmedian(np.linalg.norm(against_the_year_before(series, before, per_year, composite), axis=1))
     return RegionEvidence(composite, lasting, anomaly_dated)
 
 
