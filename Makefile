@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := . scripts/env.sh &&
 PY := .venv/bin/python
 
-.PHONY: setup services-up services-down services-status lint typecheck test test-unit demo bench clean
+.PHONY: setup services-up services-down services-status lint typecheck test test-unit demo bench bench-accuracy clean
 
 setup:            ## Debian packages + orchestration and compute venvs (idempotent, wheels cached)
 	bash scripts/setup.sh all
@@ -39,6 +39,10 @@ bench:            ## benchmarks against what a user would otherwise use (results
 	$(ENV) .venv/bin/python benchmarks/preprocess/run.py --out benchmarks/results/preprocess.json
 	$(ENV) .venv-compute/bin/python benchmarks/infer/run.py --out benchmarks/results/infer.json
 	$(ENV) .venv/bin/python benchmarks/scale/run.py --out benchmarks/results/scale.json
+	$(ENV) .venv/bin/python benchmarks/accuracy/run.py --size 128 --out benchmarks/results/accuracy_128px.json
+
+bench-accuracy:   ## the accuracy suite at full size (five landscapes, 256 x 256 px, three years; about an hour on 2 cores)
+	$(ENV) .venv/bin/python benchmarks/accuracy/run.py --out benchmarks/results/accuracy.json
 
 clean: services-down
 	rm -rf .run

@@ -102,6 +102,7 @@ def run_scenario(name: str, description: str, scenario: dict[str, Any], work: Pa
         report = score(run, ChangeParams(rules=rules), run.root / "maps" / rules)
         methods = {m["method"]: m for m in report["methods"]}
         result[key] = summarize(report["methods"][0])
+        result[key]["per_change_type"] = report["per_change_type"]
         result["random_forest"] = summarize(methods["random_forest"])
         result["per_year_transformer"] = summarize(methods["per_year_transformer"])
         result["scored_changed_pixels"] = report["truth_changed_pixels"]

@@ -235,7 +235,7 @@ class MapsSpec:
     """The yearly maps: the change analysis and how the inference job and the DAG run.
 
     Attributes:
-        changes: ``window`` (w), ``median`` (p), ``ath`` of the label-sequence analysis.
+        changes: ``window`` (w), ``median`` (p), ``ath`` and ``rules`` of the label-sequence analysis.
         lag_days: Days after a year ends before its map is made (late scenes still arrive).
         block_px: Side of the spatial blocks of the inference job array.
         array_tasks: Tasks in the inference job array (each takes every n-th block).
@@ -249,9 +249,10 @@ class MapsSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "maps") -> MapsSpec:
         """Validates and builds the section; the change parameters default to the paper's."""
-        check_known_keys(data, {"window", "median", "ath", "lag_days", "block_px", "array_tasks"}, where)
+        analysis = ("window", "median", "ath", "rules")
+        check_known_keys(data, {*analysis, "lag_days", "block_px", "array_tasks"}, where)
         try:
-            changes = ChangeParams.from_dict({k: data[k] for k in ("window", "median", "ath") if k in data})
+            changes = ChangeParams.from_dict({k: data[k] for k in analysis if k in data})
             spec = cls(
                 changes, **{k: int(data[k]) for k in ("lag_days", "block_px", "array_tasks") if k in data}
             )

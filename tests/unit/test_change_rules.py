@@ -188,3 +188,12 @@ def test_a_change_in_the_series_first_year_is_checked_against_the_season_before_
     refined, evidence = refine_dates(result, cubes[1:], scale, False, PLATFORM, year_before=None)
     assert refined.changed[:6, :6].all() and not refined.changed[7:, 7:].any()
     assert not evidence[0].anomaly_dated  # no anomaly around 2021's composite 10: dated on the features
+
+
+def test_the_aoi_file_chooses_the_rules() -> None:
+    from eo_tasks.core.aoi_sections import MapsSpec
+
+    assert MapsSpec.from_dict({"rules": "published"}).changes.rules == "published"
+    assert MapsSpec.from_dict({}).changes.rules == "platform"
+    with pytest.raises(ConfigError, match="maps.rules"):
+        MapsSpec.from_dict({"rules": "none"})
