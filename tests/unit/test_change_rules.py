@@ -195,5 +195,5 @@ def test_the_aoi_file_chooses_the_rules() -> None:
 
     assert MapsSpec.from_dict({"rules": "published"}).changes.rules == "published"
     assert MapsSpec.from_dict({}).changes.rules == "platform"
-    with pytest.raises(ConfigError, match="maps.rules"):
+    with pytest.raises(ConfigError, match=r"maps\.rules"):
         MapsSpec.from_dict({"rules": "none"})
