@@ -91,9 +91,9 @@ def per_change_type(run: ScenarioRun, changes: dict[int, Path]) -> dict[str, dic
     first = min(run.years)
     truth_days = read_raster(run.archive / "truth" / "change_date.tif").astype(np.int64)
     found = np.zeros_like(truth_days)
-    for year in sorted(changes):  # a later year's detection of a pixel wins, as in evaluate_aoi
+    for year in sorted(changes):  # a pixel's first detection dates it, as in evaluate_aoi
         days = read_raster(changes[year]).astype(np.int64)
-        found = np.where(days > 0, days, found)
+        found = np.where((found == 0) & (days > 0), days, found)
     truth_c, found_c = composite_index(truth_days, first, calendar), composite_index(found, first, calendar)
     process = {
         (dt.date.fromisoformat(e["date"]) - EPOCH).days: e["process"]

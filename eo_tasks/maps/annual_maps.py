@@ -163,13 +163,21 @@ def composite_days(composite: np.ndarray, dates: Sequence[dt.date]) -> np.ndarra
     return np.where(composite >= 0, days_of[np.clip(composite, 0, len(dates) - 1)], 0).astype(np.int32)
 
 
-def first_year_map(series: LabelSeries) -> YearResult:
-    """The first year's map: the per-year classifier's label of the year's whole series, no changes.
+def first_year_map(series: LabelSeries, rules: str = "published") -> YearResult:
+    """The first year's map, with no changes: the initial map later years are compared with.
 
-    It is the initial map the label sequences of later years are compared with (as in the paper);
-    a change inside the first year is part of that initial state.
+    Published rules: the per-year classifier's label of the year's whole series (the paper); a
+    change in the year's second half is then part of the initial state and never reported.
+    Platform rules: the label of the year's first window (its first ``w`` composites, e.g.
+    January to July): the state around the middle of the year, so a change later in the year
+    (a quarry opened in October) is found by the next year's run.
     """
     classes = series.annual.copy()
+    if rules == "platform":
+        for block in series.tiles:
+            first = series.read(block)[0]
+            where = _window(block)
+            classes[where] = np.where(first != NODATA_CLASS, first, classes[where])
     none = np.zeros(classes.shape, dtype=bool)
     return YearResult(
         classes,

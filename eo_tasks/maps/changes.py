@@ -30,12 +30,14 @@ import numpy as np
 from eo_tasks.core.aoi_sections import ChangeParams
 
 NO_CHANGE = -1
-# Platform rules: a change that begins within half a window of the series' end cannot persist for
-# half a window before the series ends, so the published rules miss every change of the map year's
-# second half until next year's run, and the last year's for good. Such a run counts when it lasts
-# to the end and for at least this many windows; the region's spectra must then confirm it
-# (``eo_tasks.maps.dating``).
-END_MIN_RUN = 3
+# Platform rules, at both ends of the series. A change that begins within half a window of the end
+# cannot persist for half a window before the series ends, so the published rules miss every change
+# of the map year's second half until next year's run, and the last year's for good: such a run
+# counts when it lasts to the end for at least MIN_RUN windows. At the start, the published rules
+# want the initial label for p windows (the median filter's reach); a change late in the previous
+# year (a quarry opened in October) flips the first few windows and was dropped: MIN_RUN windows of
+# the initial label suffice. The region's spectra must then confirm the change (``maps.dating``).
+MIN_RUN = 3
 
 
 def median_filter(labels: np.ndarray, length: int) -> np.ndarray:
@@ -119,12 +121,12 @@ def analyse_sequences(labels: np.ndarray, initial: np.ndarray, params: ChangePar
     returns = np.sum(differs[:-1] & ~differs[1:], axis=0)  # changed -> initial transitions
     persists = run_length >= params.half  # (1) persists for half a window
     if params.rules == "platform":  # ... or, begun late in the series, until its end (see END_MIN_RUN)
-        persists |= (step + run_length == steps) & (run_length >= END_MIN_RUN)
+        persists |= (step + run_length == steps) & (run_length >= MIN_RUN)
     permanent = (
         (strength > 0)
         & persists
         & (returns <= 1)  # (2) returns to the initial label at most once
-        & (step >= params.median)  # (3) not at the very start of the series (within the filter's reach)
+        & (step >= (MIN_RUN if params.rules == "platform" else params.median))  # (3) not at the very start
         & differs[-1]  # still changed at the end
     )
     to_class = _mode_where(filtered, after & differs)

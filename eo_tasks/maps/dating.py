@@ -61,6 +61,110 @@ def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF
     return best
 
 
+def _nanmedian(values: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unobserved or unknown
+        return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+
+
+def despiked(norms: np.ndarray, margin: float = 0.5) -> np.ndarray:
+    """Anomaly magnitudes without short spikes (NaN instead).
+
+    A value is a spike when it exceeds twice, plus ``margin``, the lower of the two observed
+    values before it and the lower of the two after it, and the anomaly then falls back to the
+    level before it: one or two composites of a snowy winter or a missed cloud, not the first
+    composites of a change (the anomaly stays up after those, even while it decays).
+    """
+    observed = np.flatnonzero(np.isfinite(norms))
+    out = norms.copy()
+    for k, i in enumerate(observed):
+        before, after = norms[observed[max(0, k - 2) : k]], norms[observed[k + 1 : k + 3]]
+        if before.size == 0 or after.size < 2:
+            continue
+        level = 2 * before.min() + margin  # what the ground's own variation reaches
+        if norms[i] > level and norms[i] > 2 * after.min() + margin and after.min() <= level:
+            out[i] = np.nan
+    return out
+
+
+def first_lasting_departure(
+    series: np.ndarray, before: np.ndarray, per_year: int, lo: int, hi: int, lookback: int
+) -> int | None:
+    """The first composite in ``lo..hi`` from which the anomaly leaves the ground's usual variation.
+
+    The ground's usual variation is measured on the ``lookback`` composites before ``lo`` (their
+    median year-on-year anomaly ``L``; a composite departs above ``2 L + 0.5``). The change is the
+    first departing composite after which the anomaly, against the year before it, never comes
+    back (to ``L + 0.5`` or less) for two observed composites in a row: a snowy January departs
+    and comes back, a fire departs for good even though black ground differs less from a
+    leafless forest in winter.
+
+    Returns:
+        The composite index, or None when the variation before ``lo`` is unknown or nothing departs.
+    """
+    norms = despiked(np.linalg.norm(year_on_year(series, before, per_year), axis=1))
+    usual = norms[max(0, lo - lookback) : lo]
+    if int(np.isfinite(usual).sum()) < BREAK_HALF:
+        return None
+    level, back_level = 2 * _nanmedian(usual) + 0.5, _nanmedian(usual) + 0.5
+    for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
+        if not norms[c] > level:  # NaN (unobserved) is no departure
+            continue
+        ahead = np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1)
+        back = ahead[np.isfinite(ahead)] <= back_level
+        if not np.any(back[1:] & back[:-1]):
+            gap_start = c
+            while gap_start > max(lo, 1) and np.isnan(norms[gap_start - 1]):
+                gap_start -= 1
+            return (gap_start + c) // 2
+    return None
+
+
+def lasting_break(
+    series: np.ndarray, before: np.ndarray, per_year: int, lo: int, hi: int, lookback: int
+) -> int:
+    """The composite in ``lo..hi`` where an anomaly steps to a level it keeps.
+
+    A two-level fit by least absolute deviations over the fixed span from ``lookback`` composites
+    before ``lo`` to the series' end: the break minimizes the deviations of the values before it
+    from their median plus those after it from theirs. Before a candidate, the anomaly is each
+    composite against the year before it; from the candidate on, against the year before the
+    candidate (:func:`against_the_year_before`), so a change early in the series stays an
+    anomaly in its second year too. Medians and absolute deviations keep a
+    snowy January or a missed cloud from deciding; a season that raises the anomaly for a while
+    fits neither level well (short spikes are dropped first, :func:`despiked`), and a change in
+    stages or a gradual one is dated near its middle.
+    When the composites just before the break were unobserved, the change lies in that gap: the
+    date is its middle, the date least far from any day in it.
+
+    Args:
+        series: ``(composites, features)`` the region's median scaled features.
+        before: ``(per_year, features)`` the same for the year before the series (NaN: unknown).
+        per_year: Composites per year.
+        lo: First candidate composite (at least 1).
+        hi: Last candidate composite.
+        lookback: Composites before ``lo`` in the fitted span.
+
+    Returns:
+        The composite index of the break (``lo`` when too little was observed on either side).
+    """
+    norms = despiked(np.linalg.norm(year_on_year(series, before, per_year), axis=1))
+    start, best, best_cost = max(0, lo - lookback), lo, np.inf
+    for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
+        ahead = despiked(np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1))
+        earlier, later = norms[start:c], ahead
+        earlier, later = earlier[np.isfinite(earlier)], later[np.isfinite(later)]
+        if earlier.size < BREAK_HALF or later.size < BREAK_HALF:
+            continue
+        cost = np.abs(earlier - np.median(earlier)).sum() + np.abs(later - np.median(later)).sum()
+        if cost <= best_cost + 1e-9:  # the last of equals: the first observed composite after a gap
+            best, best_cost = c, cost
+    gap_start = best
+    while gap_start > max(lo, 1) and np.isnan(norms[gap_start - 1]):
+        gap_start -= 1
+    return (gap_start + best) // 2
+
+
 def year_on_year(series: np.ndarray, before: np.ndarray, per_year: int) -> np.ndarray:
     """Each composite minus the same composite one year earlier (NaN where either is unobserved).
 
@@ -110,12 +214,6 @@ class RegionEvidence:
     anomaly_dated: bool
 
 
-def _nanmedian(values: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unobserved or unknown
-        return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
-
-
 def region_evidence(
     series: np.ndarray, before: np.ndarray, per_year: int, flip_end: int, window: int, use_anomaly: bool
 ) -> RegionEvidence:
@@ -132,9 +230,21 @@ def region_evidence(
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year)
     norms = np.linalg.norm(anomaly, axis=1)  # NaN where unobserved or unknown
-    known = np.isfinite(norms[max(lo - BREAK_HALF, 0) : hi + BREAK_HALF])
-    anomaly_dated = use_anomaly and int(known.sum()) >= 2 * BREAK_HALF
-    composite = break_composite(anomaly if anomaly_dated else series, lo, hi)
+    composite, anomaly_dated = lo, False
+    if use_anomaly and int(np.isfinite(norms[lo : hi + 1]).sum()) >= BREAK_HALF:
+        # half a window past the flip too: a leaf fall read as grass can flip the labels early
+        departure = first_lasting_departure(series, before, per_year, lo, hi + window // 2, window)
+        if departure is not None:
+            composite = departure
+        else:
+            composite = lasting_break(series, before, per_year, lo, hi + window // 2, window)
+        # a step up from the ground as it was; if the anomaly is high from its first known
+        # composite, the change came before it was known: the features must date it
+        level_before = _nanmedian(norms[max(0, lo - window) : composite])
+        ahead = np.linalg.norm(against_the_year_before(series, before, per_year, composite), axis=1)
+        anomaly_dated = bool(level_before < 0.5 * _nanmedian(ahead))
+    if not anomaly_dated:
+        composite = break_composite(series, lo, hi)
     lasting = _nanmedian(np.linalg.norm(against_the_year_before(series, before, per_year, composite), axis=1))
     return RegionEvidence(composite, lasting, anomaly_dated)
 
@@ -156,6 +266,27 @@ def region_series(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
         return np.asarray(np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0))
+
+
+def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
+    """Connected change regions to date one by one (labels 1..n, 0 elsewhere).
+
+    With ``date_bin`` > 0 (platform rules), a region is also split where the labels' dates fall
+    in different bins of ``date_bin // 2`` composites: a fire in August next to a quarry opened in
+    November are two events, and one median series of both would date neither.
+    """
+    from scipy import ndimage
+
+    eight = np.ones((3, 3), dtype=bool)
+    if date_bin <= 0:
+        return np.asarray(ndimage.label(result.changed, structure=eight)[0])
+    bins = np.where(result.changed, result.change_composite // max(date_bin // 2, 1), -1)
+    regions, offset = np.zeros(bins.shape, np.int32), 0
+    for value in np.unique(bins[bins >= 0]):
+        labels, n = ndimage.label(bins == value, structure=eight)
+        regions = np.where(labels > 0, labels + offset, regions)
+        offset += n
+    return regions
 
 
 def refine_dates(
@@ -190,7 +321,7 @@ def refine_dates(
 
     platform = params.rules == "platform"
     window, per_year = params.window, cubes[-1].shape[0]
-    regions, _ = ndimage.label(result.changed, structure=np.ones((3, 3), dtype=bool))
+    regions = dating_regions(result, window if platform else 0)
     composite = result.change_composite.copy()
     changed = result.changed.copy()
     evidence = []

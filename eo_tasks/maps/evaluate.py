@@ -237,6 +237,8 @@ def evaluate_aoi(
     (the first map is the per-year label of the whole year, i.e. its majority), so its pixels are
     left out of the change scores of every method; everything else counts. A baseline's changes
     are the pixels whose class differs between any two consecutive maps (no-data never changes).
+    A pixel the platform reports changed in two years (a clear-cut, then its regrowth to grass) is
+    dated by its first report: the truth holds one date per pixel, the start of the event.
 
     Args:
         maps: Year → the platform's map COG.
@@ -301,7 +303,7 @@ def _score_window(
     days = np.zeros(truth_days.shape, dtype=np.int64)
     for year in sorted(change_rasters):
         found = rasters.read(change_rasters[year]).astype(np.int64)
-        days = np.where(found > 0, found, days)  # a later year's detection of the same pixel wins
+        days = np.where((days == 0) & (found > 0), found, days)  # a pixel's first detection dates it
     band["composite"] = composite_index(days, first, calendar)
     ours.add({y: rasters.read(p) for y, p in maps.items()}, days > 0, band)
     for name, paths in baselines.items():

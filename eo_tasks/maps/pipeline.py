@@ -24,7 +24,7 @@ from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube, cube_path
 from eo_tasks.core.errors import CatalogError
-from eo_tasks.maps import annual_maps, dating
+from eo_tasks.maps import annual_maps, dating, spectral_changes
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.models import read_card
@@ -175,10 +175,12 @@ def year_result(
         year_before: The cube of the year before ``cubes`` (year-on-year anomalies of its first year).
     """
     if previous is None:
-        return annual_maps.first_year_map(series)
+        return annual_maps.first_year_map(series, params.rules)
     result = annual_maps.next_year_map(series, previous, params)
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
+    if params.rules == "platform" and len(cubes) > 1:
+        result = spectral_changes.add_spectral_changes(result, cubes, scale, indices, params.ath)
     return dating.refine_dates(result, cubes, scale, indices, params, year_before)[0]
 
 

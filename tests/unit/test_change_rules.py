@@ -18,7 +18,7 @@ from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import SCALE, Cube, to_int16
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.maps.annual_maps import YearResult
-from eo_tasks.maps.changes import END_MIN_RUN, analyse_sequences
+from eo_tasks.maps.changes import MIN_RUN, analyse_sequences
 from eo_tasks.maps.dating import (
     MIN_LASTING_ANOMALY,
     refine_dates,
@@ -39,7 +39,7 @@ def _flip_from(start: int, label: int = BARE, base: int = TREE) -> np.ndarray:
     return labels
 
 
-@pytest.mark.parametrize("run", [END_MIN_RUN, 5, 7])
+@pytest.mark.parametrize("run", [MIN_RUN, 5, 7])
 def test_a_change_begun_late_in_the_series_counts_under_platform_rules_only(run: int) -> None:
     labels = _flip_from(STEPS - run)
     assert analyse_sequences(labels, np.array([TREE]), PLATFORM).changed.tolist() == [True]
@@ -47,7 +47,7 @@ def test_a_change_begun_late_in_the_series_counts_under_platform_rules_only(run:
 
 
 def test_a_flip_of_the_last_windows_only_or_one_that_ends_is_no_change() -> None:
-    too_short = _flip_from(STEPS - END_MIN_RUN + 1)
+    too_short = _flip_from(STEPS - MIN_RUN + 1)
     assert analyse_sequences(too_short, np.array([TREE]), PLATFORM).changed.tolist() == [False]
     ended = _flip_from(STEPS - 7)
     ended[-2:] = TREE  # back to the initial label before the end: not lasting
@@ -60,6 +60,14 @@ def test_a_change_in_mid_series_is_found_alike_under_both_rules() -> None:
     published = analyse_sequences(labels, np.array([TREE]), PUBLISHED)
     assert platform.changed.tolist() == published.changed.tolist() == [True]
     assert platform.date_composite.tolist() == published.date_composite.tolist()
+
+
+def test_a_change_in_the_first_windows_counts_under_platform_rules_only() -> None:
+    labels = _flip_from(MIN_RUN)  # the initial label in the first three windows only
+    assert analyse_sequences(labels, np.array([TREE]), PLATFORM).changed.tolist() == [True]
+    assert analyse_sequences(labels, np.array([TREE]), PUBLISHED).changed.tolist() == [False]
+    from_the_start = _flip_from(1)
+    assert analyse_sequences(from_the_start, np.array([TREE]), PLATFORM).changed.tolist() == [False]
 
 
 def test_unknown_rules_are_refused() -> None:

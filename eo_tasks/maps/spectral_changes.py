@@ -1,0 +1,151 @@
+"""Changes the classifier cannot see: the ground changed for good, the labels did not flip.
+
+A classifier trained on the reference map's classes labels a surface it never saw as the nearest
+one it knows: a burnt forest, black char and then sparse shoots, stays "tree cover" at 99 %
+confidence in every window (measured on the accuracy suite). The label-sequence analysis then has
+nothing to find. The spectra do show it: from the day of the fire, every composite differs from
+the same composite a year earlier, and keeps differing to the end of the series.
+
+``platform`` rules add such pixels as change candidates: in the map year, the year-on-year anomaly
+rises at a break and stays above :data:`LASTING_ANOMALY` on at least 70 % of the observed
+composites after it (:data:`MIN_OBSERVED_AFTER` of them at least), after staying below
+:data:`QUIET_ANOMALY` before it. Cropland is left out: a new crop every year is exactly such an
+anomaly. Their new class comes from the spectra (:func:`spectral_class`), since the classifier has
+none; the candidates then pass the same region-size filter, dating and lasting-anomaly check as
+the label flips (``eo_tasks.maps.dating``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from eo_tasks.core.classes import CLASS_BY_NAME, NODATA_CLASS
+from eo_tasks.core.cube import Cube
+from eo_tasks.core.features import pixel_features
+from eo_tasks.core.grid import Block, blocks
+from eo_tasks.core.indices import spectral_indices
+from eo_tasks.maps.annual_maps import YearResult
+from eo_tasks.maps.changes import drop_small_regions
+
+LASTING_ANOMALY = 1.5  # feature-spread units: well above a stable pixel's year-to-year noise
+QUIET_ANOMALY = 0.75
+MIN_OBSERVED_AFTER = 4
+NOT_CHECKED = (CLASS_BY_NAME["cropland"].code, NODATA_CLASS)
+
+
+def spectral_class(ndvi: np.ndarray, ndwi: np.ndarray) -> np.ndarray:
+    """A class for ground the classifier never saw, from its median indices after the change.
+
+    Water where NDWI is positive; bare ground where NDVI stays under 0.3 (char, soil, rock);
+    0 (no class: not reported) otherwise.
+    """
+    return np.where(
+        ndwi > 0.0,
+        CLASS_BY_NAME["water"].code,
+        np.where(ndvi < 0.3, CLASS_BY_NAME["bare"].code, 0),
+    ).astype(np.uint8)
+
+
+def _block_candidates(
+    cubes: Sequence[Cube], block: Block, scale: np.ndarray, include_indices: bool, initial: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block: ``(candidate, break composite, spectral class)`` per pixel, each ``(rows, cols)``."""
+    rows, cols = slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
+    (ref_before, valid_before), (ref_year, valid_year) = (cube.read(rows, cols) for cube in cubes[-2:])
+    per_year, shape = ref_year.shape[0], (block.rows, block.cols)
+    names = cubes[0].band_names
+
+    def features(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        pixels = reflectance.reshape(per_year, -1, len(names)).transpose(1, 0, 2)
+        values = pixel_features(pixels, names, include_indices) / scale  # (pixels, composites, features)
+        return np.where(valid.reshape(per_year, -1).T[..., None], values, np.nan)
+
+    year, before = features(ref_year, valid_year), features(ref_before, valid_before)
+    norms = np.linalg.norm(year - before, axis=2)  # (pixels, composites); NaN where either unobserved
+    high, low, seen = norms >= LASTING_ANOMALY, norms < QUIET_ANOMALY, np.isfinite(norms)
+    # counts from each composite to the end (suffix sums) and before it (prefix sums)
+    after_seen = np.cumsum(seen[:, ::-1], axis=1)[:, ::-1]
+    after_high = np.cumsum(high[:, ::-1], axis=1)[:, ::-1]
+    before_seen = np.cumsum(seen, axis=1) - seen
+    before_low = np.cumsum(low, axis=1) - low
+    ok = (
+        (after_seen >= MIN_OBSERVED_AFTER)
+        & (after_high >= 0.7 * after_seen)
+        & (before_seen >= 2)
+        & (before_low >= 0.7 * before_seen)
+        & seen
+    )
+    found = ok.any(axis=1) & ~np.isin(initial.ravel(), NOT_CHECKED)
+    with np.errstate(invalid="ignore", divide="ignore"):  # composites with nothing seen after or before
+        contrast = after_high / after_seen + before_low / before_seen
+    start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
+    indices = spectral_indices(ref_year.reshape(per_year, -1, len(names)), names)
+    after = (np.arange(per_year)[:, None] >= start[None, :]) & (valid_year.reshape(per_year, -1) > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels never observed after the break
+        ndvi = np.nanmedian(np.where(after, indices["ndvi"], np.nan), axis=0)
+        ndwi = np.nanmedian(np.where(after, indices["ndwi"], np.nan), axis=0)
+    to_class = spectral_class(ndvi, ndwi)
+    found &= to_class != 0
+    return found.reshape(shape), (start + per_year).reshape(shape), to_class.reshape(shape)
+
+
+def lasting_anomaly_candidates(
+    cubes: Sequence[Cube],
+    scale: np.ndarray,
+    include_indices: bool,
+    initial: np.ndarray,
+    block_px: int = 128,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels whose ground changed for good in the map year, by their year-on-year anomaly alone.
+
+    Args:
+        cubes: The cubes of the previous year and the map year (oldest first).
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+        initial: ``(rows, cols)`` the previous map (the classes the changes start from).
+        block_px: Side of the blocks read at a time.
+
+    Returns:
+        ``(candidate, composite, to_class)``, each ``(rows, cols)``: the candidates, their break as a
+        composite index of the two-year series, and their spectral class.
+    """
+    from eo_tasks.core.features import cube_grid
+
+    candidate = np.zeros(initial.shape, bool)
+    composite = np.full(initial.shape, -1, np.int32)
+    to_class = initial.astype(np.uint8).copy()
+    for block in blocks(cube_grid(cubes[-1]), block_px):
+        where = slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
+        found, start, new_class = _block_candidates(cubes, block, scale, include_indices, initial[where])
+        candidate[where] = found
+        composite[where] = np.where(found, start, -1)
+        to_class[where] = np.where(found, new_class, to_class[where])
+    return candidate, composite, to_class
+
+
+def add_spectral_changes(
+    result: YearResult, cubes: Sequence[Cube], scale: np.ndarray, include_indices: bool, ath: int
+) -> YearResult:
+    """The year's result with the lasting-anomaly candidates the labels missed (regions ≥ ``ath`` px).
+
+    Args:
+        result: The label-sequence analysis' result (:func:`eo_tasks.maps.annual_maps.next_year_map`).
+        cubes: The cubes of the previous year and the map year.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+        ath: Smallest region kept.
+    """
+    found, composite, to_class = lasting_anomaly_candidates(cubes, scale, include_indices, result.from_class)
+    new = drop_small_regions(found & ~result.changed, ath)
+    return YearResult(
+        classes=np.where(new, to_class, result.classes).astype(np.uint8),
+        changed=result.changed | new,
+        from_class=result.from_class,
+        to_class=np.where(new, to_class, result.to_class).astype(np.uint8),
+        change_days=result.change_days,
+        change_composite=np.where(new, composite, result.change_composite).astype(np.int32),
+    )
