@@ -21,6 +21,10 @@ from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import MIN_RUN, analyse_sequences
 from eo_tasks.maps.dating import (
     MIN_LASTING_ANOMALY,
+    dating_regions,
+    despiked,
+    first_lasting_departure,
+    lasting_break,
     refine_dates,
     region_evidence,
     year_on_year,
@@ -115,6 +119,61 @@ def test_a_temporary_anomaly_does_not_last() -> None:
     series[33:37] -= 3.0  # a drought: four browner composites, then the usual season again
     found = region_evidence(series, _seasonal(1), PER_YEAR, 40, 15, use_anomaly=True)
     assert found.lasting < MIN_LASTING_ANOMALY
+
+
+def _noisy(years: int, seed: int = 0) -> np.ndarray:
+    """:func:`_seasonal` plus a little noise (a real region's median series is never flat)."""
+    return _seasonal(years) + np.random.default_rng(seed).normal(0, 0.05, (years * PER_YEAR, 1))
+
+
+def test_a_fire_is_dated_at_its_departure_though_winter_narrows_the_anomaly() -> None:
+    # Burnt at composite 14 of the first year: black ground differs from the forest by 4 in
+    # leaf-on composites but by only 1.2 in winter ones; a snowy January (24, 25) on top.
+    series, before = _noisy(2), _noisy(1, seed=1)
+    leaf_on = (np.arange(2 * PER_YEAR) % PER_YEAR >= 8) & (np.arange(2 * PER_YEAR) % PER_YEAR < 20)
+    series[14:, 0] += np.where(leaf_on[14:], -4.0, -1.2)
+    series[24:26, 0] += 6.0
+    assert first_lasting_departure(series, before, PER_YEAR, 8, 30, 15) == 14
+    assert region_evidence(series, before, PER_YEAR, 20, 15, use_anomaly=True).composite == 14
+
+
+def test_a_snowy_winter_before_a_change_is_not_its_date() -> None:
+    # A snowy January (composites 24-25 depart, then the anomaly is back), windthrow at 31.
+    series, before = _noisy(2), _noisy(1, seed=1)
+    series[24:26, 0] += 6.0
+    series[31:, 0] -= 3.0
+    assert first_lasting_departure(series, before, PER_YEAR, 20, 40, 15) == 31
+    assert np.isnan(despiked(np.array([0.1, 0.2, 6.0, 0.1, 0.2]))[2])  # up and back: a spike
+    assert despiked(np.array([0.1, 0.2, 6.0, 4.0, 3.5])).tolist() == [0.1, 0.2, 6.0, 4.0, 3.5]
+
+
+def test_an_unobserved_gap_dates_the_change_at_its_middle() -> None:
+    series, before = _noisy(2), _noisy(1, seed=1)
+    series[30:, 0] -= 3.0
+    series[28:33] = np.nan  # clouds from composite 28 to 32: the change lies somewhere in there
+    assert first_lasting_departure(series, before, PER_YEAR, 20, 40, 15) == 30
+    assert lasting_break(series, before, PER_YEAR, 20, 40, 15) == 30
+
+
+def test_without_the_usual_variation_the_two_level_fit_dates_it() -> None:
+    series = _noisy(2)
+    series[31:, 0] -= 3.0
+    unknown = np.full((PER_YEAR, 1), np.nan)  # the first year: no year before, nothing usual known
+    assert first_lasting_departure(series, unknown, PER_YEAR, 20, 40, 15) is None
+    assert lasting_break(series, unknown, PER_YEAR, 26, 40, 15) == 31
+
+
+def test_regions_are_split_by_their_labels_dates_under_platform_rules() -> None:
+    changed = np.zeros((6, 12), bool)
+    changed[1:5, 1:11] = True  # one connected patch: a fire (left) next to a quarry (right)
+    composite = np.where(changed, 14, -1).astype(np.int32)
+    composite[:, 6:] = np.where(changed[:, 6:], 44, -1)
+    classes = np.full((6, 12), TREE, np.uint8)
+    result = YearResult(classes, changed, classes, classes, np.zeros((6, 12), np.int32), composite)
+    assert dating_regions(result, 0).max() == 1
+    regions = dating_regions(result, 15)
+    assert regions.max() == 2 and len(set(regions[1:5, 1:6].ravel())) == 1
+    assert regions[2, 2] != regions[2, 8]
 
 
 # --- refine_dates on a real (tiny) cube file ------------------------------------------------------
