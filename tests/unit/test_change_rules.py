@@ -264,3 +264,30 @@ def test_the_aoi_file_chooses_the_rules() -> None:
     assert MapsSpec.from_dict({}).changes.rules == "platform"
     with pytest.raises(ConfigError, match=r"maps\.rules"):
         MapsSpec.from_dict({"rules": "none"})
+
+
+def test_ground_changed_for_good_is_a_candidate_without_any_label_flip(cubes: list[Cube]) -> None:
+    from eo_tasks.maps.spectral_changes import lasting_anomaly_candidates
+
+    scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
+    forest = np.full((12, 12), TREE, np.uint8)
+    found, composite, to_class = lasting_anomaly_candidates(cubes[1:], scale, False, forest, block_px=8)
+    assert found[:6, :6].all() and found.sum() == 36  # the clearing, nothing else
+    assert set(np.unique(composite[:6, :6])) == {PER_YEAR + 10}
+    assert (to_class[:6, :6] == BARE).all() and (to_class[6:, 6:] == TREE).all()
+    fields = forest.copy()
+    fields[:6, :6] = 2  # cropland: a new crop every year is such an anomaly too, so it is not checked
+    assert not lasting_anomaly_candidates(cubes[1:], scale, False, fields)[0].any()
+
+
+def test_a_season_that_comes_back_is_no_candidate(tmp_path: Path) -> None:
+    from eo_tasks.maps.spectral_changes import lasting_anomaly_candidates
+
+    cubes = _forest_cubes(tmp_path, cleared_in=0)  # cleared in 2020: 2021 and 2022 look alike
+    scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
+    reflectance, _ = cubes[2].read()
+    assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), TREE, np.uint8))[0].any()
+    drought = reflectance.copy()
+    drought[8:14, 6:, 6:, :] = 0.2  # six dry composites in the summer of 2022, then the forest again
+    cubes[2] = _write_cube(tmp_path / "2022-drought.h5", 2022, drought)
+    assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), TREE, np.uint8))[0].any()
