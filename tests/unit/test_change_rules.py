@@ -291,3 +291,15 @@ def test_a_season_that_comes_back_is_no_candidate(tmp_path: Path) -> None:
     drought[8:14, 6:, 6:, :] = 0.2  # six dry composites in the summer of 2022, then the forest again
     cubes[2] = _write_cube(tmp_path / "2022-drought.h5", 2022, drought)
     assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), TREE, np.uint8))[0].any()
+
+
+def test_the_first_map_is_the_state_of_the_years_first_window_under_platform_rules() -> None:
+    from eo_tasks.maps.annual_maps import LabelSeries, first_year_map
+
+    labels = np.full((10, 4, 4), TREE, np.uint8)
+    labels[6:, :2, :] = BARE  # a quarry opened in October: the last windows of the first year
+    annual = np.where(np.arange(4)[:, None] < 2, BARE, TREE).repeat(4, axis=1).astype(np.uint8)
+    dates = [dt.date(2021, 1, 8) + dt.timedelta(days=15 * k) for k in range(24)]
+    series = LabelSeries.from_array(labels, annual, dates, 15, "m1", block_px=2)
+    assert (first_year_map(series, "published").classes[:2] == BARE).all()  # the whole year's majority
+    assert (first_year_map(series, "platform").classes == TREE).all()  # before the quarry: found next year
