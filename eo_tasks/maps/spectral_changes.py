@@ -11,8 +11,8 @@ rises at a break and stays above :data:`LASTING_ANOMALY` on at least 70 % of the
 composites after it (:data:`MIN_OBSERVED_AFTER` of them at least), after staying below
 :data:`QUIET_ANOMALY` before it. Cropland is left out: a new crop every year is exactly such an
 anomaly. Their new class comes from the spectra (:func:`spectral_class`), since the classifier has
-none; the candidates then pass the same region-size filter, dating and lasting-anomaly check as
-the label flips (``eo_tasks.maps.dating``).
+none, and must differ from the old one; the candidates then pass the same region-size filter,
+dating and lasting-anomaly check as the label flips (``eo_tasks.maps.dating``).
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ MIN_OBSERVED_AFTER = 4
 NOT_CHECKED = (CLASS_BY_NAME["cropland"].code, NODATA_CLASS)
 
 
-def spectral_class(ndvi: np.ndarray, ndwi: np.ndarray) -> np.ndarray:
+def spectral_class(ndvi: np.ndarray, ndwi: np.ndarray, ndsi: np.ndarray) -> np.ndarray:
     """A class for ground the classifier never saw, from its median indices after the change.
 
-    Water where NDWI is positive; bare ground where NDVI stays under 0.3 (char, soil, rock);
-    0 (no class: not reported) otherwise.
+    Snow (NDSI over 0.4) gets none: it comes and goes with the seasons, and snow is bright in
+    green, so it would pass for water below. Water where NDWI is positive; bare ground where
+    NDVI stays under 0.3 (char, soil, rock); 0 (no class: not reported) otherwise.
     """
-    return np.where(
-        ndwi > 0.0,
-        CLASS_BY_NAME["water"].code,
-        np.where(ndvi < 0.3, CLASS_BY_NAME["bare"].code, 0),
-    ).astype(np.uint8)
+    water, bare = CLASS_BY_NAME["water"].code, CLASS_BY_NAME["bare"].code
+    return np.where(ndsi > 0.4, 0, np.where(ndwi > 0.0, water, np.where(ndvi < 0.3, bare, 0))).astype(
+        np.uint8
+    )
 
 
 def _block_candidates(
@@ -88,8 +88,9 @@ def _block_candidates(
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels never observed after the break
         ndvi = np.nanmedian(np.where(after, indices["ndvi"], np.nan), axis=0)
         ndwi = np.nanmedian(np.where(after, indices["ndwi"], np.nan), axis=0)
-    to_class = spectral_class(ndvi, ndwi)
-    found &= to_class != 0
+        ndsi = np.nanmedian(np.where(after, indices["ndsi"], np.nan), axis=0)
+    to_class = spectral_class(ndvi, ndwi, ndsi)
+    found &= (to_class != 0) & (to_class != initial.ravel())
     return found.reshape(shape), (start + per_year).reshape(shape), to_class.reshape(shape)
 
 
