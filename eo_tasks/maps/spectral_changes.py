@@ -31,7 +31,7 @@ from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import drop_small_regions
 
 LASTING_ANOMALY = 1.5  # feature-spread units: well above a stable pixel's year-to-year noise
-QUIET_ANOMALY = 0.75
+QUIET_ANOMALY = 1.0
 MIN_OBSERVED_AFTER = 4
 NOT_CHECKED = (CLASS_BY_NAME["cropland"].code, NODATA_CLASS)
 
