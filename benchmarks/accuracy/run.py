@@ -38,7 +38,6 @@ from benchmarks.accuracy.analysis import score
 from benchmarks.accuracy.chain import DEMO_MODEL, ScenarioRun
 from benchmarks.machine import describe_machine
 from eo_tasks.core.aoi_sections import ChangeParams
-from eo_tasks.core.classes import CLASS_BY_CODE
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
@@ -200,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     print(per_class(results))
     print(json.dumps(document["summary"], indent=2))
     print(f"results: {args.out} ({document['wall_seconds']:.0f} s)")
-    _ = CLASS_BY_CODE
     return 0
 
 
