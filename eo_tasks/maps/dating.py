@@ -67,6 +67,18 @@ def _nanmedian(values: np.ndarray) -> float:
         return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
 
 
+def gap_middle(norms: np.ndarray, first_seen: int, lo: int) -> int:
+    """The middle of the unobserved composites just before ``first_seen`` (itself when there are none).
+
+    A change first seen after a cloudy gap happened somewhere in it; its middle is the date least
+    far from any day in it. The gap is not followed back past ``lo``.
+    """
+    gap_start = first_seen
+    while gap_start > max(lo, 1) and np.isnan(norms[gap_start - 1]):
+        gap_start -= 1
+    return (gap_start + first_seen) // 2
+
+
 def despiked(norms: np.ndarray, margin: float = 0.5) -> np.ndarray:
     """Anomaly magnitudes without short spikes (NaN instead).
 
@@ -113,10 +125,7 @@ def first_lasting_departure(
         ahead = np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1)
         back = ahead[np.isfinite(ahead)] <= back_level
         if not np.any(back[1:] & back[:-1]):
-            gap_start = c
-            while gap_start > max(lo, 1) and np.isnan(norms[gap_start - 1]):
-                gap_start -= 1
-            return (gap_start + c) // 2
+            return gap_middle(norms, c, lo)
     return None
 
 
@@ -133,9 +142,8 @@ def lasting_break(
     anomaly in its second year too. Medians and absolute deviations keep a
     snowy January or a missed cloud from deciding; a season that raises the anomaly for a while
     fits neither level well (short spikes are dropped first, :func:`despiked`), and a change in
-    stages or a gradual one is dated near its middle.
-    When the composites just before the break were unobserved, the change lies in that gap: the
-    date is its middle, the date least far from any day in it.
+    stages or a gradual one is dated near its middle. A break after unobserved composites is
+    dated in the middle of that gap (:func:`gap_middle`).
 
     Args:
         series: ``(composites, features)`` the region's median scaled features.
@@ -159,10 +167,7 @@ def lasting_break(
         cost = np.abs(earlier - np.median(earlier)).sum() + np.abs(later - np.median(later)).sum()
         if cost <= best_cost + 1e-9:  # the last of equals: the first observed composite after a gap
             best, best_cost = c, cost
-    gap_start = best
-    while gap_start > max(lo, 1) and np.isnan(norms[gap_start - 1]):
-        gap_start -= 1
-    return (gap_start + best) // 2
+    return gap_middle(norms, best, lo)
 
 
 def year_on_year(series: np.ndarray, before: np.ndarray, per_year: int) -> np.ndarray:
