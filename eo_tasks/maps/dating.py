@@ -8,10 +8,15 @@ searched for the break:
   Seasons jump too (green-up, leaf fall, snow), and a change in stages (fields stripped to soil,
   then built on) has its largest jump at the second stage, months after the change began;
 - the region's **year-on-year anomaly** (``platform`` rules): each composite minus the same
-  composite of the year before. Seasons cancel; the anomaly rises at the first stage of a change
-  and stays up. The same anomaly checks the region: a permanent change keeps its anomaly up to
-  the end of the series, while a label flip the ground never made (a winter confusion between
-  shrubs and trees, a drought or snow year) leaves the anomaly low or lets it fall back.
+  composite of the year before. Seasons cancel. The date is the first composite that leaves the
+  ground's usual variation for good (:func:`first_lasting_departure`), else a two-level fit
+  (:func:`lasting_break`); the features' break remains where no year before is known.
+
+The same anomaly checks the region: a permanent change keeps it up to the end of the series
+(:func:`region_evidence`'s ``lasting``), while a label flip the ground never made (a winter
+confusion between shrubs and trees, a drought or snow year) leaves it low or lets it fall back.
+All thresholds are in units of the features' spread (the model card's normalization std) and were
+chosen on the accuracy suite (README, *Accuracy on landscapes it was not tuned on*).
 """
 
 from __future__ import annotations
@@ -27,8 +32,7 @@ from eo_tasks.core.cube import Cube
 from eo_tasks.maps.annual_maps import YearResult, changed_days
 
 BREAK_HALF = 2  # composites on each side of a candidate break
-# A region's anomaly after its break, in units of the features' spread (the model card's std), below
-# which the ground shows no lasting change: measured on the accuracy suite (README, Accuracy).
+# A region's anomaly after its break below which the ground shows no lasting change.
 MIN_LASTING_ANOMALY = 0.5
 
 
