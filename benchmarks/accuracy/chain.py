@@ -13,7 +13,6 @@ scenario and the model settings, so a changed scenario never reuses stale output
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -150,12 +149,7 @@ class ScenarioRun:
         provider = LocalArchiveProvider(str(self.archive / "catalog.json"))
         with dask_client(2) as client:
             for year in self.years:
-                query = SearchQuery(
-                    bbox=aoi.grid.footprint_wgs84(),
-                    start=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
-                    end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
-                    collections=("sentinel-2-l2a", "landsat-c2-l2"),
-                )
+                query = SearchQuery.calendar_year(aoi.grid.footprint_wgs84(), year)
                 scenes = [SceneInput.in_place(r) for r in provider.search(query)]
                 spec = CubeSpec(
                     aoi=aoi.name, grid=aoi.grid, year=year, calendar=Calendar(aoi.composites_per_year)

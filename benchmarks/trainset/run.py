@@ -88,12 +88,7 @@ def build_cubes(archive: Path, work: Path, aoi: AOIConfig) -> dict[int, Path]:
             cubes[year] = path
             if path.exists():
                 continue
-            query = SearchQuery(
-                bbox=aoi.grid.footprint_wgs84(),
-                start=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
-                end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
-                collections=("sentinel-2-l2a", "landsat-c2-l2"),
-            )
+            query = SearchQuery.calendar_year(aoi.grid.footprint_wgs84(), year)
             scenes = [SceneInput.in_place(r) for r in provider.search(query)]
             spec = CubeSpec(
                 aoi=aoi.name, grid=aoi.grid, year=year, calendar=Calendar(aoi.composites_per_year)

@@ -57,7 +57,6 @@ def simulate_with_cubes(root: Path, name: str, seed: int, years: tuple[int, ...]
     The cubes are built directly (``build_cube``) from the archive's scenes, as the preprocess DAG
     would; the DAG tests then register them in their private schema.
     """
-    import datetime as dt
 
     from eo_simulator import ScenarioConfig, simulate
     from eo_tasks.core.aoi import AOIConfig
@@ -74,12 +73,7 @@ def simulate_with_cubes(root: Path, name: str, seed: int, years: tuple[int, ...]
     aoi = AOIConfig.load(root / "aoi.yaml")
     provider = LocalArchiveProvider(str(root / "catalog.json"))
     for year in years:
-        search = SearchQuery(
-            bbox=aoi.grid.footprint_wgs84(),
-            start=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
-            end=dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
-            collections=("sentinel-2-l2a", "landsat-c2-l2"),
-        )
+        search = SearchQuery.calendar_year(aoi.grid.footprint_wgs84(), year)
         scenes = [SceneInput.in_place(r) for r in provider.search(search)]
         spec = CubeSpec(aoi=name, grid=aoi.grid, year=year, calendar=Calendar(composites))
         build_cube(scenes, spec, root / "cubes" / f"{name}_{year}.h5")

@@ -24,6 +24,21 @@ class SearchQuery:
     end: dt.datetime
     collections: Sequence[str]
 
+    @classmethod
+    def calendar_year(
+        cls,
+        bbox: tuple[float, float, float, float],
+        year: int,
+        collections: Sequence[str] = ("sentinel-2-l2a", "landsat-c2-l2"),
+    ) -> SearchQuery:
+        """The scenes of one calendar year (UTC) over ``bbox``, S2 L2A and Landsat C2 L2 by default."""
+        return cls(
+            bbox,
+            dt.datetime(year, 1, 1, tzinfo=dt.UTC),
+            dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC),
+            collections,
+        )
+
 
 @dataclass(frozen=True)
 class Credentials:
