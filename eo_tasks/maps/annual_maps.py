@@ -8,7 +8,8 @@ dates (Sedona et al. 2023), so consecutive maps differ only where the land chang
   are embedded into it. A change dated late in ``Y − 1`` that only became certain in ``Y`` is found
   here, dated in ``Y − 1``, and carried back into that map once a reviewer approves it.
 - the first year: there is no previous map; the map is the per-year classifier's label of the
-  year's whole series (the paper's initial annual map), and it holds no changes.
+  year's whole series (the paper's initial annual map; with ``rules: platform`` the label of its
+  first window), and it holds no changes.
 - each change region is then dated at the break of its spectral series inside the first window
   whose label flipped (:func:`eo_tasks.maps.dating.refine_dates`).
 """

@@ -120,7 +120,7 @@ def analyse_sequences(labels: np.ndarray, initial: np.ndarray, params: ChangePar
     run_length = _run_length_from(differs, step)
     returns = np.sum(differs[:-1] & ~differs[1:], axis=0)  # changed -> initial transitions
     persists = run_length >= params.half  # (1) persists for half a window
-    if params.rules == "platform":  # ... or, begun late in the series, until its end (see END_MIN_RUN)
+    if params.rules == "platform":  # ... or, begun late in the series, until its end (MIN_RUN)
         persists |= (step + run_length == steps) & (run_length >= MIN_RUN)
     permanent = (
         (strength > 0)
