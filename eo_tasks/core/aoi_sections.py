@@ -191,7 +191,7 @@ CHANGE_RULES = ("platform", "published")
 
 @dataclass(frozen=True)
 class ChangeParams:
-    """Parameters of the analysis (defaults from the paper).
+    """Parameters of the analysis (``window``, ``median`` and ``ath`` default to the paper's).
 
     Attributes:
         window: ``w``, composites per classifier window.

@@ -200,9 +200,9 @@ def _assemble(
     cubes = [Cube.open(Path(p)) for p in values["cubes"]]
     card = read_card(Path(values["model_dir"]))
     previous = None if year == config.first_year else annual_maps.previous_map(conn, config.name, year - 1)
-    before = cube_path(data, config.name, year - 2)
-    year_before = Cube.open(before) if year - 2 >= config.first_year and before.is_file() else None
-    result = year_result(series, previous, cubes, card, config.maps.changes, year_before)
+    result = year_result(
+        series, previous, cubes, card, config.maps.changes, _year_before(catalog, config, year, data)
+    )
     scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
     provenance = {
         "model_card": str(Path(values["model_dir"]) / "model_card.json"),
@@ -221,6 +221,22 @@ def _assemble(
         provenance,
         lock_wait_s,
     )
+
+
+def _year_before(catalog: SceneCatalog, config: AOIConfig, year: int, data: Path) -> Cube | None:
+    """The cube of ``year - 2`` for year-on-year anomalies: None when absent or failing its checksum.
+
+    It only sharpens the dates of changes in the series' first year, so a missing or stale one is
+    logged and done without, never a reason to stop the map.
+    """
+    path = cube_path(data, config.name, year - 2)
+    if year - 2 < config.first_year or not path.is_file():
+        return None
+    problem = catalog.verify_datacube(config.name, year - 2)
+    if problem:
+        log.warning("%s %d: the cube of %d is not used for dating: %s", config.name, year, year - 2, problem)
+        return None
+    return Cube.open(path)
 
 
 def _newest_mtime(folder: Path) -> float:
