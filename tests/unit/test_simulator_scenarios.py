@@ -269,14 +269,18 @@ def test_invalid_names_raise_a_config_error_naming_the_field(field: str, value: 
 
 
 def test_the_scenario_files_cover_every_change_type_twice_and_every_lookalike() -> None:
-    files = sorted(SCENARIOS.glob("*.yaml"))
-    assert [f.stem for f in files] == [
+    landscapes = [
         "alpine_valley",
         "forest_hills",
         "lowland_agriculture",
         "mediterranean_dry",
         "wetland_coast",
     ]
+    assert sorted(f.stem for f in SCENARIOS.glob("*.yaml")) == sorted([*landscapes, "demo_valley"])
+    # the demo's own scenario is the reference row: the default config over three years
+    demo = ScenarioConfig.from_dict(yaml.safe_load((SCENARIOS / "demo_valley.yaml").read_text())["scenario"])
+    assert demo == ScenarioConfig(years=(2021, 2022, 2023))
+    files = [SCENARIOS / f"{name}.yaml" for name in landscapes]
     planned: Counter[str] = Counter()
     lookalikes: set[str] = set()
     configs = []
