@@ -33,6 +33,7 @@ from eo_tasks.maps.changes import drop_small_regions
 LASTING_ANOMALY = 1.5  # feature-spread units: well above a stable pixel's year-to-year noise
 QUIET_ANOMALY = 1.0
 MIN_OBSERVED_AFTER = 4
+SHARE = 0.7  # of the observed composites after (before) the break that must be high (quiet)
 NOT_CHECKED = (CLASS_BY_NAME["cropland"].code, NODATA_CLASS)
 
 
@@ -73,9 +74,9 @@ def _block_candidates(
     before_low = np.cumsum(low, axis=1) - low
     ok = (
         (after_seen >= MIN_OBSERVED_AFTER)
-        & (after_high >= 0.7 * after_seen)
+        & (after_high >= SHARE * after_seen)
         & (before_seen >= 2)
-        & (before_low >= 0.7 * before_seen)
+        & (before_low >= SHARE * before_seen)
         & seen
     )
     found = ok.any(axis=1) & ~np.isin(initial.ravel(), NOT_CHECKED)
