@@ -85,15 +85,14 @@ def per_change_type(run: ScenarioRun, changes: dict[int, Path]) -> dict[str, dic
 
     from eo_tasks.core.calendar import Calendar
     from eo_tasks.core.raster import read_raster
-    from eo_tasks.maps.evaluate import EPOCH, composite_index
+    from eo_tasks.maps.evaluate import EPOCH, composite_index, first_detection, in_initial_map
 
     calendar = Calendar(run.aoi().composites_per_year)
     first = min(run.years)
     truth_days = read_raster(run.archive / "truth" / "change_date.tif").astype(np.int64)
     found = np.zeros_like(truth_days)
-    for year in sorted(changes):  # a pixel's first detection dates it, as in evaluate_aoi
-        days = read_raster(changes[year]).astype(np.int64)
-        found = np.where((found == 0) & (days > 0), days, found)
+    for year in sorted(changes):
+        found = first_detection(found, read_raster(changes[year]).astype(np.int64))
     truth_c, found_c = composite_index(truth_days, first, calendar), composite_index(found, first, calendar)
     process = {
         (dt.date.fromisoformat(e["date"]) - EPOCH).days: e["process"]
@@ -103,7 +102,7 @@ def per_change_type(run: ScenarioRun, changes: dict[int, Path]) -> dict[str, dic
     tally: dict[str, np.ndarray] = {}
     for day in np.unique(truth_days[truth_days > 0]):
         event = truth_days == day
-        if truth_c[event][0] < calendar.n_composites // 2:
+        if in_initial_map(truth_c[event][:1], calendar)[0]:
             continue
         detected = event & (found > 0)
         within = int(np.sum(np.abs(found_c[detected] - truth_c[detected]) <= 1))

@@ -163,9 +163,8 @@ def lasting_break(
     norms = despiked(np.linalg.norm(year_on_year(series, before, per_year), axis=1))
     start, best, best_cost = max(0, lo - lookback), lo, np.inf
     for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
-        ahead = despiked(np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1))
-        earlier, later = norms[start:c], ahead
-        earlier, later = earlier[np.isfinite(earlier)], later[np.isfinite(later)]
+        later = despiked(np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1))
+        earlier, later = norms[start:c][np.isfinite(norms[start:c])], later[np.isfinite(later)]
         if earlier.size < BREAK_HALF or later.size < BREAK_HALF:
             continue
         cost = np.abs(earlier - np.median(earlier)).sum() + np.abs(later - np.median(later)).sum()
@@ -250,12 +249,15 @@ def region_evidence(
         # a step up from the ground as it was; if the anomaly is high from its first known
         # composite, the change came before it was known: the features must date it
         level_before = _nanmedian(norms[max(0, lo - window) : composite])
-        ahead = np.linalg.norm(against_the_year_before(series, before, per_year, composite), axis=1)
-        anomaly_dated = bool(level_before < 0.5 * _nanmedian(ahead))
+        anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite))
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
-    lasting = _nanmedian(np.linalg.norm(against_the_year_before(series, before, per_year, composite), axis=1))
-    return RegionEvidence(composite, lasting, anomaly_dated)
+    return RegionEvidence(composite, _lasting(series, before, per_year, composite), anomaly_dated)
+
+
+def _lasting(series: np.ndarray, before: np.ndarray, per_year: int, start: int) -> float:
+    """The median anomaly from ``start`` to the series' end, against the year before ``start``."""
+    return _nanmedian(np.linalg.norm(against_the_year_before(series, before, per_year, start), axis=1))
 
 
 def region_series(
@@ -266,15 +268,35 @@ def region_series(
     include_indices: bool,
 ) -> np.ndarray:
     """``(composites, features)`` median scaled features of the pixels ``where`` inside ``box``."""
-    from eo_tasks.core.features import pixel_features
-
     parts = [cube.read(box[0], box[1]) for cube in cubes]
     reflectance = np.concatenate([r for r, _ in parts])[:, where]  # (composites, pixels, bands)
     valid = np.concatenate([v for _, v in parts])[:, where]
-    features = pixel_features(reflectance.transpose(1, 0, 2), cubes[0].band_names, include_indices) / scale
+    features = observed_features(reflectance, valid, cubes[0].band_names, scale, include_indices)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
-        return np.asarray(np.nanmedian(np.where(valid.T[..., None], features, np.nan), axis=0))
+        return np.asarray(np.nanmedian(features, axis=0))
+
+
+def observed_features(
+    reflectance: np.ndarray,
+    valid: np.ndarray,
+    band_names: Sequence[str],
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray:
+    """``(pixels, composites, features)`` scaled features, NaN where a composite observed nothing.
+
+    Args:
+        reflectance: ``(composites, pixels, bands)``.
+        valid: ``(composites, pixels)`` whether a composite observed the pixel.
+        band_names: Names of the band axis.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+    """
+    from eo_tasks.core.features import pixel_features
+
+    features = pixel_features(reflectance.transpose(1, 0, 2), band_names, include_indices) / scale
+    return np.asarray(np.where(valid.T[..., None] > 0, features, np.nan))
 
 
 def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:

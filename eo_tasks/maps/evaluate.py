@@ -136,6 +136,25 @@ def composite_index(days: np.ndarray, first_year: int, calendar: Calendar) -> np
     return out
 
 
+def in_initial_map(truth_composite: np.ndarray, calendar: Calendar) -> np.ndarray:
+    """Truly changed pixels dated before the middle of the first year: part of the first map, not scored.
+
+    Args:
+        truth_composite: True change dates as composite indices (:func:`composite_index`; −1: none).
+        calendar: The composite calendar.
+    """
+    return (truth_composite >= 0) & (truth_composite < calendar.n_composites // 2)
+
+
+def first_detection(days: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Change dates merged year by year: a pixel keeps the date of its first report (0: none yet).
+
+    A pixel reported in two years (a clear-cut, then its regrowth to grass) is dated by the first:
+    the truth holds one date per pixel, the start of the event.
+    """
+    return np.where((days == 0) & (found > 0), found, days)
+
+
 class _Rasters:
     """Open rasters read a window at a time."""
 
@@ -296,14 +315,14 @@ def _score_window(
     truth_composite = composite_index(truth_days, first, calendar)
     band: dict[str, Any] = {
         "truth_changed": truth_days > 0,
-        "scored": ~((truth_days > 0) & (truth_composite < calendar.n_composites // 2)),
+        "scored": ~in_initial_map(truth_composite, calendar),
         "truth_composite": truth_composite,
         "landcover": {y: rasters.read(p) for y, p in truth.landcover.items()},
     }
     days = np.zeros(truth_days.shape, dtype=np.int64)
     for year in sorted(change_rasters):
         found = rasters.read(change_rasters[year]).astype(np.int64)
-        days = np.where((days == 0) & (found > 0), found, days)  # a pixel's first detection dates it
+        days = first_detection(days, found)
     band["composite"] = composite_index(days, first, calendar)
     ours.add({y: rasters.read(p) for y, p in maps.items()}, days > 0, band)
     for name, paths in baselines.items():

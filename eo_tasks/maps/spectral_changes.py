@@ -24,11 +24,12 @@ import numpy as np
 
 from eo_tasks.core.classes import CLASS_BY_NAME, NODATA_CLASS
 from eo_tasks.core.cube import Cube
-from eo_tasks.core.features import pixel_features
+from eo_tasks.core.features import cube_grid
 from eo_tasks.core.grid import Block, blocks
 from eo_tasks.core.indices import spectral_indices
 from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import drop_small_regions
+from eo_tasks.maps.dating import observed_features
 
 LASTING_ANOMALY = 1.5  # feature-spread units: well above a stable pixel's year-to-year noise
 QUIET_ANOMALY = 1.0
@@ -60,9 +61,8 @@ def _block_candidates(
     names = cubes[0].band_names
 
     def features(reflectance: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        pixels = reflectance.reshape(per_year, -1, len(names)).transpose(1, 0, 2)
-        values = pixel_features(pixels, names, include_indices) / scale  # (pixels, composites, features)
-        return np.where(valid.reshape(per_year, -1).T[..., None], values, np.nan)
+        pixels, seen = reflectance.reshape(per_year, -1, len(names)), valid.reshape(per_year, -1)
+        return observed_features(pixels, seen, names, scale, include_indices)
 
     year, before = features(ref_year, valid_year), features(ref_before, valid_before)
     norms = np.linalg.norm(year - before, axis=2)  # (pixels, composites); NaN where either unobserved
@@ -115,8 +115,6 @@ def lasting_anomaly_candidates(
         ``(candidate, composite, to_class)``, each ``(rows, cols)``: the candidates, their break as a
         composite index of the two-year series, and their spectral class.
     """
-    from eo_tasks.core.features import cube_grid
-
     candidate = np.zeros(initial.shape, bool)
     composite = np.full(initial.shape, -1, np.int32)
     to_class = initial.astype(np.uint8).copy()
