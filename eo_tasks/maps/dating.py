@@ -11,6 +11,9 @@ searched for the break:
   composite of the year before. Seasons cancel. The date is the first composite that leaves the
   ground's usual variation for good (:func:`first_lasting_departure`), else a two-level fit
   (:func:`lasting_break`); the features' break remains where no year before is known.
+  The anomaly of the stable ground of the region's old class around it (:func:`landscape_anomaly`)
+  is taken off first: a drought, a wet spring or a snow year moves all of that ground alike, and
+  is neither the date nor the evidence of a change.
 
 The same anomaly checks the region: a permanent change keeps it up to the end of the series
 (:func:`region_evidence`'s ``lasting``), while a label flip the ground never made (a winter
@@ -34,6 +37,10 @@ from eo_tasks.maps.annual_maps import YearResult, changed_days
 BREAK_HALF = 2  # composites on each side of a candidate break
 # A region's anomaly after its break below which the ground shows no lasting change.
 MIN_LASTING_ANOMALY = 0.5
+# The stable ground a region's anomaly is measured against: its old class, unchanged, this close.
+REFERENCE_PAD_PX = 32
+MIN_REFERENCE_PIXELS = 50
+MAX_REFERENCE_PIXELS = 2000
 
 
 def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
@@ -104,7 +111,13 @@ def despiked(norms: np.ndarray, margin: float = 0.5) -> np.ndarray:
 
 
 def first_lasting_departure(
-    series: np.ndarray, before: np.ndarray, per_year: int, lo: int, hi: int, lookback: int
+    series: np.ndarray,
+    before: np.ndarray,
+    per_year: int,
+    lo: int,
+    hi: int,
+    lookback: int,
+    landscape: np.ndarray | None = None,
 ) -> int | None:
     """The first composite in ``lo..hi`` from which the anomaly leaves the ground's usual variation.
 
@@ -118,7 +131,7 @@ def first_lasting_departure(
     Returns:
         The composite index, or None when the variation before ``lo`` is unknown or nothing departs.
     """
-    norms = despiked(np.linalg.norm(year_on_year(series, before, per_year), axis=1))
+    norms = despiked(np.linalg.norm(year_on_year(series, before, per_year, landscape), axis=1))
     usual = norms[max(0, lo - lookback) : lo]
     if int(np.isfinite(usual).sum()) < BREAK_HALF:
         return None
@@ -126,7 +139,7 @@ def first_lasting_departure(
     for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
         if not norms[c] > level:  # NaN (unobserved) is no departure
             continue
-        ahead = np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1)
+        ahead = np.linalg.norm(against_the_year_before(series, before, per_year, c, landscape), axis=1)
         back = ahead[np.isfinite(ahead)] <= back_level
         if not np.any(back[1:] & back[:-1]):
             return gap_middle(norms, c, lo)
@@ -134,7 +147,13 @@ def first_lasting_departure(
 
 
 def lasting_break(
-    series: np.ndarray, before: np.ndarray, per_year: int, lo: int, hi: int, lookback: int
+    series: np.ndarray,
+    before: np.ndarray,
+    per_year: int,
+    lo: int,
+    hi: int,
+    lookback: int,
+    landscape: np.ndarray | None = None,
 ) -> int:
     """The composite in ``lo..hi`` where an anomaly steps to a level it keeps.
 
@@ -156,14 +175,16 @@ def lasting_break(
         lo: First candidate composite (at least 1).
         hi: Last candidate composite.
         lookback: Composites before ``lo`` in the fitted span.
+        landscape: As for :func:`year_on_year`.
 
     Returns:
         The composite index of the break (``lo`` when too little was observed on either side).
     """
-    norms = despiked(np.linalg.norm(year_on_year(series, before, per_year), axis=1))
+    norms = despiked(np.linalg.norm(year_on_year(series, before, per_year, landscape), axis=1))
     start, best, best_cost = max(0, lo - lookback), lo, np.inf
     for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
-        later = despiked(np.linalg.norm(against_the_year_before(series, before, per_year, c), axis=1))
+        later = against_the_year_before(series, before, per_year, c, landscape)
+        later = despiked(np.linalg.norm(later, axis=1))
         earlier, later = norms[start:c][np.isfinite(norms[start:c])], later[np.isfinite(later)]
         if earlier.size < BREAK_HALF or later.size < BREAK_HALF:
             continue
@@ -173,19 +194,26 @@ def lasting_break(
     return gap_middle(norms, best, lo)
 
 
-def year_on_year(series: np.ndarray, before: np.ndarray, per_year: int) -> np.ndarray:
+def year_on_year(
+    series: np.ndarray, before: np.ndarray, per_year: int, landscape: np.ndarray | None = None
+) -> np.ndarray:
     """Each composite minus the same composite one year earlier (NaN where either is unobserved).
 
     Args:
         series: ``(composites, features)`` over consecutive years.
         before: ``(per_year, features)`` the year before the series (NaN where unknown).
         per_year: Composites per year.
+        landscape: ``(years, composites, features)`` the surrounding stable ground's anomaly of
+            each composite against 1, 2, … years earlier (:func:`landscape_anomaly`), taken off.
     """
     full = np.concatenate([before, series])
-    return np.asarray(series - full[: series.shape[0]])
+    anomaly = series - full[: series.shape[0]]
+    return np.asarray(anomaly if landscape is None else anomaly - landscape[0])
 
 
-def against_the_year_before(series: np.ndarray, before: np.ndarray, per_year: int, start: int) -> np.ndarray:
+def against_the_year_before(
+    series: np.ndarray, before: np.ndarray, per_year: int, start: int, landscape: np.ndarray | None = None
+) -> np.ndarray:
     """Each composite from ``start`` on minus the same composite in the year before ``start``.
 
     Unlike :func:`year_on_year`, a composite two years after ``start`` is compared with the year
@@ -196,6 +224,7 @@ def against_the_year_before(series: np.ndarray, before: np.ndarray, per_year: in
         before: ``(per_year, features)`` the year before the series (NaN where unknown).
         per_year: Composites per year.
         start: A composite index of the series (the break).
+        landscape: As for :func:`year_on_year`.
 
     Returns:
         ``(composites - start, features)``.
@@ -203,7 +232,8 @@ def against_the_year_before(series: np.ndarray, before: np.ndarray, per_year: in
     full = np.concatenate([before, series])
     index = np.arange(start, series.shape[0])
     years_back = (index - start) // per_year + 1
-    return np.asarray(series[start:] - full[index - years_back * per_year + per_year])
+    anomaly = series[start:] - full[index - years_back * per_year + per_year]
+    return np.asarray(anomaly if landscape is None else anomaly - landscape[years_back - 1, index])
 
 
 @dataclass(frozen=True)
@@ -223,7 +253,13 @@ class RegionEvidence:
 
 
 def region_evidence(
-    series: np.ndarray, before: np.ndarray, per_year: int, flip_end: int, window: int, use_anomaly: bool
+    series: np.ndarray,
+    before: np.ndarray,
+    per_year: int,
+    flip_end: int,
+    window: int,
+    use_anomaly: bool,
+    landscape: np.ndarray | None = None,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -234,30 +270,36 @@ def region_evidence(
         flip_end: The last composite of the first window whose label flipped.
         window: ``w``.
         use_anomaly: Date on the year-on-year anomaly where it is known (``platform`` rules).
+        landscape: The anomaly of the stable ground of the region's old class around it
+            (:func:`landscape_anomaly`): a drought or snow year, taken off the region's.
     """
     lo, hi = flip_end - window + 1, flip_end
-    anomaly = year_on_year(series, before, per_year)
+    anomaly = year_on_year(series, before, per_year, landscape)
     norms = np.linalg.norm(anomaly, axis=1)  # NaN where unobserved or unknown
     composite, anomaly_dated = lo, False
     if use_anomaly and int(np.isfinite(norms[lo : hi + 1]).sum()) >= BREAK_HALF:
         # half a window past the flip too: a leaf fall read as grass can flip the labels early
-        departure = first_lasting_departure(series, before, per_year, lo, hi + window // 2, window)
+        departure = first_lasting_departure(series, before, per_year, lo, hi + window // 2, window, landscape)
         if departure is not None:
             composite = departure
         else:
-            composite = lasting_break(series, before, per_year, lo, hi + window // 2, window)
+            composite = lasting_break(series, before, per_year, lo, hi + window // 2, window, landscape)
         # a step up from the ground as it was; if the anomaly is high from its first known
         # composite, the change came before it was known: the features must date it
         level_before = _nanmedian(norms[max(0, lo - window) : composite])
-        anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite))
+        anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite, landscape))
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
-    return RegionEvidence(composite, _lasting(series, before, per_year, composite), anomaly_dated)
+    lasting = _lasting(series, before, per_year, composite, landscape)
+    return RegionEvidence(composite, lasting, anomaly_dated)
 
 
-def _lasting(series: np.ndarray, before: np.ndarray, per_year: int, start: int) -> float:
+def _lasting(
+    series: np.ndarray, before: np.ndarray, per_year: int, start: int, landscape: np.ndarray | None
+) -> float:
     """The median anomaly from ``start`` to the series' end, against the year before ``start``."""
-    return _nanmedian(np.linalg.norm(against_the_year_before(series, before, per_year, start), axis=1))
+    anomaly = against_the_year_before(series, before, per_year, start, landscape)
+    return _nanmedian(np.linalg.norm(anomaly, axis=1))
 
 
 def region_series(
@@ -268,13 +310,86 @@ def region_series(
     include_indices: bool,
 ) -> np.ndarray:
     """``(composites, features)`` median scaled features of the pixels ``where`` inside ``box``."""
-    parts = [cube.read(box[0], box[1]) for cube in cubes]
-    reflectance = np.concatenate([r for r, _ in parts])[:, where]  # (composites, pixels, bands)
-    valid = np.concatenate([v for _, v in parts])[:, where]
-    features = observed_features(reflectance, valid, cubes[0].band_names, scale, include_indices)
+    features = pixel_series(cubes, box, where, scale, include_indices)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
         return np.asarray(np.nanmedian(features, axis=0))
+
+
+def landscape_anomaly(
+    cubes: Sequence[Cube],
+    year_before: Cube | None,
+    box: tuple[slice, slice],
+    stable: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray | None:
+    """How the stable ground of one class around a region differs from the years before it.
+
+    Each reference pixel is compared with itself (so a cloud over part of them changes no mixture);
+    the median over the pixels observed in both composites is the landscape's anomaly, zero where
+    fewer than :data:`MIN_REFERENCE_PIXELS` were. A drought or snow year shows in it; a change of
+    one field or stand does not.
+
+    Args:
+        cubes: The cubes the windows slid over, oldest first.
+        year_before: The cube of the year before them, if there is one.
+        box: The region's bounding box.
+        stable: ``(rows, cols)`` over the whole grid: the unchanged pixels of the region's old class.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+
+    Returns:
+        ``(years, composites, features)``: composite ``c`` of the series against ``k + 1`` years
+        earlier at ``[k, c]``; None when fewer than :data:`MIN_REFERENCE_PIXELS` stable pixels lie
+        within :data:`REFERENCE_PAD_PX` of the box (at most :data:`MAX_REFERENCE_PIXELS` are read).
+    """
+    rows, cols = stable.shape
+    around = (
+        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(rows, box[0].stop + REFERENCE_PAD_PX)),
+        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(cols, box[1].stop + REFERENCE_PAD_PX)),
+    )
+    where = stable[around].copy()
+    count = int(where.sum())
+    if count < MIN_REFERENCE_PIXELS:
+        return None
+    if count > MAX_REFERENCE_PIXELS:  # an even spread of them
+        keep = np.zeros(count, dtype=bool)
+        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
+        where[where] = keep
+    per_year = cubes[-1].shape[0]
+    series = pixel_series(cubes, around, where, scale, include_indices)
+    if year_before is None:
+        before = np.full((series.shape[0], per_year, series.shape[2]), np.nan, np.float32)
+    else:
+        before = pixel_series([year_before], around, where, scale, include_indices)
+    full = np.concatenate([before, series], axis=1)
+    n = series.shape[1]
+    years = -(-n // per_year)
+    out = np.zeros((years, n, series.shape[2]), np.float32)
+    for k in range(years):
+        lag = (k + 1) * per_year
+        index = np.arange(max(0, lag - per_year), n)
+        difference = series[:, index] - full[:, index + per_year - lag]
+        enough = np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pair observed
+            out[k, index[enough]] = np.nanmedian(difference[:, enough], axis=0)
+    return out
+
+
+def pixel_series(
+    cubes: Sequence[Cube],
+    box: tuple[slice, slice],
+    where: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray:
+    """``(pixels, composites, features)`` scaled features of the pixels ``where`` inside ``box``."""
+    parts = [cube.read(box[0], box[1]) for cube in cubes]
+    reflectance = np.concatenate([r for r, _ in parts])[:, where]
+    valid = np.concatenate([v for _, v in parts])[:, where]
+    return observed_features(reflectance, valid, cubes[0].band_names, scale, include_indices)
 
 
 def observed_features(
@@ -367,7 +482,12 @@ def refine_dates(
         else:
             before = np.full((per_year, n_features), np.nan, np.float32)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
-        found = region_evidence(series, before, per_year, flip_end, window, platform)
+        landscape = None
+        if platform:
+            old_class = np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
+            stable = ~result.changed & (result.from_class == old_class)
+            landscape = landscape_anomaly(cubes, year_before, box, stable, scale, include_indices)
+        found = region_evidence(series, before, per_year, flip_end, window, platform, landscape)
         evidence.append(found)
         composite[box][where] = found.composite
         if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept

@@ -24,9 +24,11 @@ from eo_tasks.maps.dating import (
     dating_regions,
     despiked,
     first_lasting_departure,
+    landscape_anomaly,
     lasting_break,
     refine_dates,
     region_evidence,
+    region_series,
     year_on_year,
 )
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
@@ -303,3 +305,42 @@ def test_the_first_map_is_the_state_of_the_years_first_window_under_platform_rul
     series = LabelSeries.from_array(labels, annual, dates, 15, "m1", block_px=2)
     assert (first_year_map(series, "published").classes[:2] == BARE).all()  # the whole year's majority
     assert (first_year_map(series, "platform").classes == TREE).all()  # before the quarry: found next year
+
+
+def test_a_drought_over_the_whole_landscape_neither_dates_nor_makes_a_change(tmp_path: Path) -> None:
+    # 16 × 16 grassland. From composite 14 of 2022 to the series' end a drought browns all of it;
+    # the top-left 6 × 6 is built on at composite 18; the bottom-right 6 × 6 only flipped labels.
+    # Against the year before alone, both depart at 14 and stay up; against the stable grassland
+    # around them, only the building site departs, at 18.
+    season = _seasonal(3)[:, 0] / 30.0
+    reflectance = np.full((3 * PER_YEAR, 16, 16, len(CUBE_BANDS)), 0.05, np.float32)
+    reflectance[..., 3:8] += season[:, None, None, None]
+    reflectance[2 * PER_YEAR + 14 :, :, :, 3:8] -= 0.05  # browner: less NIR
+    reflectance[2 * PER_YEAR + 14 :, :, :, 8:] += 0.05  # drier: more SWIR
+    reflectance[2 * PER_YEAR + 18 :, :6, :6, :] = 0.25  # concrete and soil
+    cubes = [
+        _write_cube(tmp_path / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        for k, y in enumerate((2020, 2021, 2022))
+    ]
+    changed = np.zeros((16, 16), bool)
+    changed[:6, :6] = changed[10:, 10:] = True
+    grass = np.full((16, 16), 3, np.uint8)
+    to_class = np.where(changed, 1, 3).astype(np.uint8)
+    composite = np.where(changed, PER_YEAR + 20, -1).astype(np.int32)
+    result = YearResult(to_class.copy(), changed, grass, to_class, np.zeros((16, 16), np.int32), composite)
+    scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
+
+    refined, evidence = refine_dates(result, cubes[1:], scale, False, PLATFORM, year_before=cubes[0])
+    assert set(np.unique(refined.change_composite[:6, :6])) == {PER_YEAR + 18}
+    assert refined.changed[:6, :6].all() and not refined.changed[10:, 10:].any()
+
+    site, box = np.zeros((16, 16), bool), (slice(0, 6), slice(0, 6))
+    site[box] = True
+    landscape = landscape_anomaly(cubes[1:], cubes[0], box, ~changed, scale, False)
+    assert landscape is not None and np.allclose(landscape[0, : PER_YEAR + 14], 0.0, atol=1e-3)
+    assert np.linalg.norm(landscape[0, PER_YEAR + 14 :], axis=1).min() > 1.0  # the drought
+    series = region_series(cubes[1:], box, site[box], scale, False)
+    before = region_series(cubes[:1], box, site[box], scale, False)
+    own = region_evidence(series, before, PER_YEAR, PER_YEAR + 23, 15, use_anomaly=True)
+    assert own.composite == PER_YEAR + 14  # the drought's start, without the landscape
+    assert evidence[0].composite == PER_YEAR + 18
