@@ -122,18 +122,20 @@ def first_lasting_departure(
     """The first composite in ``lo..hi`` from which the anomaly leaves the ground's usual variation.
 
     The ground's usual variation is measured on the ``lookback`` composites before ``lo`` (their
-    median year-on-year anomaly ``L``; a composite departs above ``2 L + 0.5``). The change is the
+    median year-on-year anomaly ``L``; a composite departs above ``2 L + 0.5``); one observed
+    composite among them is enough (a cloudy, Landsat-only autumn may leave no more). The change is the
     first departing composite after which the anomaly, against the year before it, never comes
     back (to ``L + 0.5`` or less) for two observed composites in a row: a snowy January departs
     and comes back, a fire departs for good even though black ground differs less from a
     leafless forest in winter.
 
     Returns:
-        The composite index, or None when the variation before ``lo`` is unknown or nothing departs.
+        The composite index, or None when no composite before ``lo`` was observed (or its year
+        before) or nothing departs.
     """
     norms = despiked(np.linalg.norm(year_on_year(series, before, per_year, landscape), axis=1))
     usual = norms[max(0, lo - lookback) : lo]
-    if int(np.isfinite(usual).sum()) < BREAK_HALF:
+    if not np.isfinite(usual).any():
         return None
     level, back_level = 2 * _nanmedian(usual) + 0.5, _nanmedian(usual) + 0.5
     for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):

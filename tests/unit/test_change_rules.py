@@ -165,6 +165,16 @@ def test_without_the_usual_variation_the_two_level_fit_dates_it() -> None:
     assert lasting_break(series, unknown, PER_YEAR, 26, 40, 15) == 31
 
 
+def test_one_observed_composite_before_the_window_is_enough_usual_variation() -> None:
+    # Landsat-heavy and cloudy: of the 15 composites before the window only composite 24 (the
+    # second year's first; the first year has no year before) was observed.
+    series = _noisy(2)
+    series[40:, 0] -= 3.0
+    series[25:27] = series[32:39:2] = np.nan
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    assert first_lasting_departure(series, unknown, PER_YEAR, 27, 48, 15) == 40
+
+
 def test_regions_are_split_by_their_labels_dates_under_platform_rules() -> None:
     changed = np.zeros((6, 12), bool)
     changed[1:5, 1:11] = True  # one connected patch: a fire (left) next to a quarry (right)
