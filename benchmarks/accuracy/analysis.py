@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.accuracy.chain import BLOCK_PX, ScenarioRun
 from eo_tasks.core.aoi_sections import ChangeParams
 
@@ -23,28 +25,36 @@ def assemble(run: ScenarioRun, params: ChangeParams, out: Path) -> dict[str, dic
         ``{"maps": year → map, "changes": year → change raster, "annual": year → per-year label map}``.
     """
     from eo_tasks.core.cube import Cube
-    from eo_tasks.maps.annual_maps import read_labels
+    from eo_tasks.maps.annual_maps import YearResult, read_labels, without
+    from eo_tasks.maps.confirmation import LastChanges
     from eo_tasks.maps.outputs import write_change_cog, write_class_cog
     from eo_tasks.maps.pipeline import year_result
     from eo_tasks.models import read_card
 
     grid = run.aoi().grid
     card = read_card(run.model_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, dict[int, Path]] = {"maps": {}, "changes": {}, "annual": {}}
-    previous = None
+    results: dict[int, YearResult] = {}
+    annual: dict[int, np.ndarray] = {}
     for year in run.years:
         series = read_labels(run.labels(year), grid, BLOCK_PX)
         cubes = [Cube.open(p) for p in run.cubes_of(year)]
         before = Cube.open(run.cube(year - 2)) if year - 2 in run.years else None
-        result = year_result(series, previous, cubes, card, params, before)
+        last = results.get(year - 1)
+        previous = None if last is None else last.classes
+        changes = None if last is None or year - 1 == run.years[0] else LastChanges.from_result(last)
+        results[year], numbers = year_result(series, previous, cubes, card, params, before, changes)
+        if numbers and last is not None and changes is not None:  # as the store's rejection does
+            results[year - 1] = without(last, np.isin(changes.regions, numbers))
+        annual[year] = series.annual
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, dict[int, Path]] = {"maps": {}, "changes": {}, "annual": {}}
+    for year, result in results.items():
         written["maps"][year] = write_class_cog(out / f"map_{year}.tif", result.classes, grid)
-        written["annual"][year] = write_class_cog(out / f"annual_{year}.tif", series.annual, grid)
-        if previous is not None:
+        written["annual"][year] = write_class_cog(out / f"annual_{year}.tif", annual[year], grid)
+        if year != run.years[0]:
             written["changes"][year] = write_change_cog(
                 out / f"changes_{year}.tif", result.change_days, result.from_class, result.to_class, grid
             )
-        previous = result.classes
     return written
 
 

@@ -12,6 +12,12 @@ dates (Sedona et al. 2023), so consecutive maps differ only where the land chang
   first window), and it holds no changes.
 - each change region is then dated at the break of its spectral series inside the first window
   whose label flipped (:func:`eo_tasks.maps.dating.refine_dates`).
+- with ``rules: platform``, year ``Y`` also confirms the unreviewed changes of ``Y − 1``. One
+  that ``Y``'s labels turn back to its old class within a year of its date
+  (:mod:`eo_tasks.maps.confirmation`) is withdrawn when the ground looks again as before it (a meadow
+  ploughed in October read as a new field, green again in spring): the maps pipeline rejects it
+  in the store, so ``Y − 1``'s map loses it and ``Y``'s records no change back. When the ground
+  does not (rock left by a glacier, called snow again in winter), the turn back is dropped instead.
 """
 
 from __future__ import annotations
@@ -238,6 +244,19 @@ def next_year_map(series: LabelSeries, previous: np.ndarray, params: ChangeParam
         to_class=np.where(changed, to_class, previous).astype(np.uint8),
         change_days=changed_days(composite, changed, series.composite_dates),
         change_composite=composite,
+    )
+
+
+def without(result: YearResult, drop: np.ndarray) -> YearResult:
+    """The result with the changes at ``drop`` undone: those pixels keep the previous map's class."""
+    changed = result.changed & ~drop
+    return YearResult(
+        classes=np.where(result.changed & drop, result.from_class, result.classes),
+        changed=changed,
+        from_class=result.from_class,
+        to_class=np.where(changed, result.to_class, result.from_class),
+        change_days=np.where(changed, result.change_days, 0),
+        change_composite=np.where(changed, result.change_composite, -1).astype(np.int32),
     )
 
 

@@ -32,15 +32,12 @@ import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube
-from eo_tasks.maps.annual_maps import YearResult, changed_days
+from eo_tasks.maps.annual_maps import YearResult, changed_days, without
+from eo_tasks.maps.spectra import landscape_anomaly, region_series
 
 BREAK_HALF = 2  # composites on each side of a candidate break
 # A region's anomaly after its break below which the ground shows no lasting change.
 MIN_LASTING_ANOMALY = 0.5
-# The stable ground a region's anomaly is measured against: its old class, unchanged, this close.
-REFERENCE_PAD_PX = 32
-MIN_REFERENCE_PIXELS = 50
-MAX_REFERENCE_PIXELS = 2000
 
 
 def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
@@ -72,7 +69,8 @@ def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF
     return best
 
 
-def _nanmedian(values: np.ndarray) -> float:
+def nanmedian(values: np.ndarray) -> float:
+    """The median of the finite values; NaN when there are none."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unobserved or unknown
         return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
@@ -137,7 +135,7 @@ def first_lasting_departure(
     usual = norms[max(0, lo - lookback) : lo]
     if not np.isfinite(usual).any():
         return None
-    level, back_level = 2 * _nanmedian(usual) + 0.5, _nanmedian(usual) + 0.5
+    level, back_level = 2 * nanmedian(usual) + 0.5, nanmedian(usual) + 0.5
     for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
         if not norms[c] > level:  # NaN (unobserved) is no departure
             continue
@@ -288,7 +286,7 @@ def region_evidence(
             composite = lasting_break(series, before, per_year, lo, hi + window // 2, window, landscape)
         # a step up from the ground as it was; if the anomaly is high from its first known
         # composite, the change came before it was known: the features must date it
-        level_before = _nanmedian(norms[max(0, lo - window) : composite])
+        level_before = nanmedian(norms[max(0, lo - window) : composite])
         anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite, landscape))
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
@@ -301,119 +299,7 @@ def _lasting(
 ) -> float:
     """The median anomaly from ``start`` to the series' end, against the year before ``start``."""
     anomaly = against_the_year_before(series, before, per_year, start, landscape)
-    return _nanmedian(np.linalg.norm(anomaly, axis=1))
-
-
-def region_series(
-    cubes: Sequence[Cube],
-    box: tuple[slice, slice],
-    where: np.ndarray,
-    scale: np.ndarray,
-    include_indices: bool,
-) -> np.ndarray:
-    """``(composites, features)`` median scaled features of the pixels ``where`` inside ``box``."""
-    features = pixel_series(cubes, box, where, scale, include_indices)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
-        return np.asarray(np.nanmedian(features, axis=0))
-
-
-def landscape_anomaly(
-    cubes: Sequence[Cube],
-    year_before: Cube | None,
-    box: tuple[slice, slice],
-    stable: np.ndarray,
-    scale: np.ndarray,
-    include_indices: bool,
-) -> np.ndarray | None:
-    """How the stable ground of one class around a region differs from the years before it.
-
-    Each reference pixel is compared with itself (so a cloud over part of them changes no mixture);
-    the median over the pixels observed in both composites is the landscape's anomaly, zero where
-    fewer than :data:`MIN_REFERENCE_PIXELS` were. A drought or snow year shows in it; a change of
-    one field or stand does not.
-
-    Args:
-        cubes: The cubes the windows slid over, oldest first.
-        year_before: The cube of the year before them, if there is one.
-        box: The region's bounding box.
-        stable: ``(rows, cols)`` over the whole grid: the unchanged pixels of the region's old class.
-        scale: Per-feature scale (the model card's normalization std).
-        include_indices: Whether the features include the spectral indices.
-
-    Returns:
-        ``(years, composites, features)``: composite ``c`` of the series against ``k + 1`` years
-        earlier at ``[k, c]``; None when fewer than :data:`MIN_REFERENCE_PIXELS` stable pixels lie
-        within :data:`REFERENCE_PAD_PX` of the box (at most :data:`MAX_REFERENCE_PIXELS` are read).
-    """
-    rows, cols = stable.shape
-    around = (
-        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(rows, box[0].stop + REFERENCE_PAD_PX)),
-        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(cols, box[1].stop + REFERENCE_PAD_PX)),
-    )
-    where = stable[around].copy()
-    count = int(where.sum())
-    if count < MIN_REFERENCE_PIXELS:
-        return None
-    if count > MAX_REFERENCE_PIXELS:  # an even spread of them
-        keep = np.zeros(count, dtype=bool)
-        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
-        where[where] = keep
-    per_year = cubes[-1].shape[0]
-    series = pixel_series(cubes, around, where, scale, include_indices)
-    if year_before is None:
-        before = np.full((series.shape[0], per_year, series.shape[2]), np.nan, np.float32)
-    else:
-        before = pixel_series([year_before], around, where, scale, include_indices)
-    full = np.concatenate([before, series], axis=1)
-    n = series.shape[1]
-    years = -(-n // per_year)
-    out = np.zeros((years, n, series.shape[2]), np.float32)
-    for k in range(years):
-        lag = (k + 1) * per_year
-        index = np.arange(max(0, lag - per_year), n)
-        difference = series[:, index] - full[:, index + per_year - lag]
-        enough = np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pair observed
-            out[k, index[enough]] = np.nanmedian(difference[:, enough], axis=0)
-    return out
-
-
-def pixel_series(
-    cubes: Sequence[Cube],
-    box: tuple[slice, slice],
-    where: np.ndarray,
-    scale: np.ndarray,
-    include_indices: bool,
-) -> np.ndarray:
-    """``(pixels, composites, features)`` scaled features of the pixels ``where`` inside ``box``."""
-    parts = [cube.read(box[0], box[1]) for cube in cubes]
-    reflectance = np.concatenate([r for r, _ in parts])[:, where]
-    valid = np.concatenate([v for _, v in parts])[:, where]
-    return observed_features(reflectance, valid, cubes[0].band_names, scale, include_indices)
-
-
-def observed_features(
-    reflectance: np.ndarray,
-    valid: np.ndarray,
-    band_names: Sequence[str],
-    scale: np.ndarray,
-    include_indices: bool,
-) -> np.ndarray:
-    """``(pixels, composites, features)`` scaled features, NaN where a composite observed nothing.
-
-    Args:
-        reflectance: ``(composites, pixels, bands)``.
-        valid: ``(composites, pixels)`` whether a composite observed the pixel.
-        band_names: Names of the band axis.
-        scale: Per-feature scale (the model card's normalization std).
-        include_indices: Whether the features include the spectral indices.
-    """
-    from eo_tasks.core.features import pixel_features
-
-    features = pixel_features(reflectance.transpose(1, 0, 2), band_names, include_indices) / scale
-    return np.asarray(np.where(valid.T[..., None] > 0, features, np.nan))
+    return nanmedian(np.linalg.norm(anomaly, axis=1))
 
 
 def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
@@ -494,13 +380,8 @@ def refine_dates(
         composite[box][where] = found.composite
         if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept
             changed[box][where] = False
-    composite = np.where(changed, composite, -1).astype(np.int32)
-    refined = replace(
-        result,
-        changed=changed,
-        classes=np.where(result.changed & ~changed, result.from_class, result.classes),
-        to_class=np.where(changed, result.to_class, result.from_class),
-        change_composite=composite,
-        change_days=changed_days(composite, changed, [d for cube in cubes for d in cube.dates]),
+    dates = [d for cube in cubes for d in cube.dates]
+    dated = replace(
+        result, change_composite=composite, change_days=changed_days(composite, result.changed, dates)
     )
-    return refined, evidence
+    return without(dated, result.changed & ~changed), evidence

@@ -24,11 +24,12 @@ from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube, cube_path
 from eo_tasks.core.errors import CatalogError
-from eo_tasks.maps import annual_maps, dating, spectral_changes
+from eo_tasks.maps import annual_maps, confirmation, dating, spectral_changes
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
+from eo_tasks.maps.review import Review, apply_review, polygon_mask
 from eo_tasks.models import read_card
-from eo_tasks.store.maps import YEAR_LOCK_WAIT_S, map_cog_path, year_lock
+from eo_tasks.store.maps import YEAR_LOCK_WAIT_S, map_cog_path, pending_changes, year_lock
 from eo_tasks.store.models import approved_model
 from eo_tasks.store.scenes import SceneCatalog
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LABELS_KEEP_S = 24 * 3600.0  # another run's label folder untouched this long is stale
+SECOND_YEAR_CHECK = "second-year check"  # the reviewer recorded on changes the next year withdrew
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,13 @@ def year_result(
     card: dict[str, Any],
     params: ChangeParams,
     year_before: Cube | None = None,
-) -> annual_maps.YearResult:
+    last: confirmation.LastChanges | None = None,
+) -> tuple[annual_maps.YearResult, list[int]]:
     """A year's map and changes from its window labels: the label-sequence analysis, then the dating.
+
+    Under platform rules the year then confirms the previous year's changes
+    (:mod:`eo_tasks.maps.confirmation`): if it withdraws some, it is analysed again on the previous
+    map without them.
 
     Args:
         series: The inference job's labels.
@@ -173,12 +180,35 @@ def year_result(
         card: The model card (its normalization scales the features the dating compares).
         params: The analysis settings.
         year_before: The cube of the year before ``cubes`` (year-on-year anomalies of its first year).
+        last: The previous year's unreviewed changes, for this year to confirm.
+
+    Returns:
+        The year's result, and the numbers (in ``last.regions``) of the changes withdrawn.
     """
     if previous is None:
-        return annual_maps.first_year_map(series, params.rules)
-    result = annual_maps.next_year_map(series, previous, params)
+        return annual_maps.first_year_map(series, params.rules), []
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
+    result = _next_year(series, previous, cubes, scale, indices, params, year_before)
+    if params.rules != "platform" or last is None:
+        return result, []
+    numbers, mistaken = confirmation.second_year_check(last, result, cubes, year_before, scale, indices)
+    if numbers:
+        previous = confirmation.withdrawn(previous, last, numbers)
+        result = _next_year(series, previous, cubes, scale, indices, params, year_before)
+    return annual_maps.without(result, mistaken & (result.to_class == last.from_class)), numbers
+
+
+def _next_year(
+    series: annual_maps.LabelSeries,
+    previous: np.ndarray,
+    cubes: list[Cube],
+    scale: np.ndarray,
+    indices: bool,
+    params: ChangeParams,
+    year_before: Cube | None,
+) -> annual_maps.YearResult:
+    result = annual_maps.next_year_map(series, previous, params)
     if params.rules == "platform" and len(cubes) > 1:
         result = spectral_changes.add_spectral_changes(result, cubes, scale, indices, params.ath)
     return dating.refine_dates(result, cubes, scale, indices, params, year_before)[0]
@@ -199,10 +229,25 @@ def _assemble(
     series = annual_maps.read_labels(Path(values["out_dir"]), config.grid, config.maps.block_px)
     cubes = [Cube.open(Path(p)) for p in values["cubes"]]
     card = read_card(Path(values["model_dir"]))
-    previous = None if year == config.first_year else annual_maps.previous_map(conn, config.name, year - 1)
-    result = year_result(
-        series, previous, cubes, card, config.maps.changes, _year_before(catalog, config, year, data)
-    )
+    previous, last, last_ids = None, None, list[int]()
+    if year > config.first_year:
+        previous = annual_maps.previous_map(conn, config.name, year - 1)
+        last, last_ids = _last_changes(conn, config, year - 1, previous)
+    params, before = config.maps.changes, _year_before(catalog, config, year, data)
+    result, withdrawn = year_result(series, previous, cubes, card, params, before, last)
+    for number in withdrawn:  # the previous map loses it (and the rows say why), then this year is stored
+        apply_review(conn, Review(last_ids[number - 1], "reject", SECOND_YEAR_CHECK), lock_wait_s)
+    if withdrawn:
+        log.info(
+            "%s %d: withdrew %d of the %d unreviewed changes of %d (turned back within a year, "
+            "the ground as before them): ids %s",
+            config.name,
+            year,
+            len(withdrawn),
+            len(last_ids),
+            year - 1,
+            [last_ids[n - 1] for n in withdrawn],
+        )
     scenes = sorted({s for cube in cubes for s in json.loads(cube.attrs["scenes"])})
     provenance = {
         "model_card": str(Path(values["model_dir"]) / "model_card.json"),
@@ -221,6 +266,20 @@ def _assemble(
         provenance,
         lock_wait_s,
     )
+
+
+def _last_changes(
+    conn: PgConnection, config: AOIConfig, year: int, previous: np.ndarray
+) -> tuple[confirmation.LastChanges, list[int]]:
+    """The unreviewed changes of ``year`` where its stored map holds them, and their ids."""
+    rows = pending_changes(conn, config.name, year, config.grid.epsg)
+    regions = np.zeros(previous.shape, np.int32)
+    from_class, days = previous.copy(), np.zeros(previous.shape, np.int64)
+    for number, row in enumerate(rows, 1):
+        where = polygon_mask(row["wkt"], config.grid) & (previous == row["to_class"]) & (regions == 0)
+        regions[where], from_class[where] = number, row["from_class"]
+        days[where] = (row["change_date"] - annual_maps.EPOCH).days
+    return confirmation.LastChanges(regions, from_class, days), [int(row["id"]) for row in rows]
 
 
 def _year_before(catalog: SceneCatalog, config: AOIConfig, year: int, data: Path) -> Cube | None:

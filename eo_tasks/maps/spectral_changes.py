@@ -29,7 +29,7 @@ from eo_tasks.core.grid import Block, blocks
 from eo_tasks.core.indices import spectral_indices
 from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import drop_small_regions
-from eo_tasks.maps.dating import observed_features
+from eo_tasks.maps.spectra import observed_features
 
 LASTING_ANOMALY = 1.5  # feature-spread units: well above a stable pixel's year-to-year noise
 QUIET_ANOMALY = 1.0

@@ -257,6 +257,24 @@ def reviewed_changes(cur: PgCursor, aoi: str, year: int, epsg: int) -> list[dict
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def pending_changes(conn: PgConnection, aoi: str, year: int, epsg: int) -> list[dict[str, Any]]:
+    """The AOI's unreviewed changes detected in ``year`` (the next year confirms or withdraws them).
+
+    Returns:
+        Dicts with ``id``, ``wkt`` (in ``epsg``), ``from_class``, ``to_class``, ``change_date``, by id.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id, ST_AsText(ST_Transform(geom, %s)), from_class, to_class, change_date
+            FROM lc_change WHERE aoi = %s AND year = %s AND status = 'pending' ORDER BY id
+            """,
+            (epsg, aoi, year),
+        )
+        names = ("id", "wkt", "from_class", "to_class", "change_date")
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
 def replace_year(
     conn: PgConnection,
     aoi: str,

@@ -6,6 +6,7 @@ rows and STAC item stay exactly as they were until then, and one run at a time w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -17,11 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import eo_tasks.maps.versions as versions
 from eo_tasks.core.errors import ConcurrentRunError, ServiceUnavailableError
+from eo_tasks.core.grid import blocks
+from eo_tasks.maps.infer import BLOCK_FILE, write_block
 from eo_tasks.maps.outputs import MapPaths
+from eo_tasks.maps.pipeline import assemble_year
 from eo_tasks.maps.review import Review, apply_review, read_class_map
 from eo_tasks.store.maps import year_lock
 from tests.conftest import REPO
@@ -243,3 +248,85 @@ def test_a_review_during_a_rerun_waits_and_lands_in_the_new_version(
     assert outcome and outcome[0].pixels_updated == 150  # ... then rewrites the version the re-run made
     assert rows(conn, "SELECT status FROM lc_change WHERE id = %s", ids["B"]) == [("rejected",)]
     check_consistent(conn, root, 2022)
+
+
+YEARS = (2022, 2023)
+
+
+def _third_year(conn: Any, root: Path) -> None:
+    """2023: B's ground is forest again from January (ploughed, not cleared); C is a third
+    ground (neither the forest before it nor 2022's); the labels turn both back to forest."""
+    import h5py
+
+    from eo_tasks.core.cube import to_int16
+    from eo_tasks.store.scenes import SceneCatalog
+
+    grid = world.config(root).grid
+    year, n = 2023, world.N
+    reflectance = np.full((n, *grid.shape, len(world.BANDS)), 0.3, np.float32)
+    for name in ("A", "C"):
+        r, c = world.CHANGES[name][:2]
+        reflectance[:, r, c, :] = 0.05 if name == "A" else 0.6
+    dates = [dt.date(year, 1, 15) + dt.timedelta(days=30 * k) for k in range(n)]
+    path = world.cube_file(root, year)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("reflectance", data=to_int16(reflectance))
+        f.create_dataset("valid", data=np.ones((n, *grid.shape), np.uint8))
+        f.create_dataset("dates", data=[d.isoformat().encode() for d in dates])
+        f.attrs.update(
+            band_names=world.BANDS,
+            epsg=grid.epsg,
+            geotransform=grid.geotransform,
+            year=year,
+            aoi=world.AOI,
+            scenes=json.dumps([f"S2_{year}_1"]),
+        )
+    SceneCatalog(conn).record_datacube(world.AOI, year, str(path), f"fp{year}", [], {}, n)
+    series = [d.isoformat() for d in world.DATES[n:]] + [d.isoformat() for d in dates]
+    positions = 2 * n - world.W + 1
+    labels = np.full((positions, *grid.shape), world.TREE, np.uint8)
+    r, c = world.CHANGES["A"][:2]
+    labels[:, r, c] = world.BARE
+    for name, label in (("B", world.BARE), ("C", world.GRASS)):
+        r, c = world.CHANGES[name][:2]
+        labels[: n - world.W + 1, r, c] = label  # windows inside 2022; from those reaching 2023 on: forest
+    attrs = {"window": world.W, "model_id": "m1", "composite_dates": json.dumps(series)}
+    for b in blocks(grid, world.BLOCK):
+        window = (slice(b.row0, b.row0 + b.rows), slice(b.col0, b.col0 + b.cols))
+        arrays = {
+            "labels": labels[(slice(None), *window)],
+            "confidence": np.full((positions, b.rows, b.cols), 90, np.uint8),
+            "annual": np.full((b.rows, b.cols), world.TREE, np.uint8),
+        }
+        write_block(world.labels_dir(root, year) / BLOCK_FILE.format(row0=b.row0, col0=b.col0), arrays, attrs)
+
+
+def test_the_next_year_withdraws_a_change_it_turns_back_where_the_ground_agrees(
+    root: Path, connect: Callable[[], Any]
+) -> None:
+    from eo_tasks.maps.pipeline import SECOND_YEAR_CHECK
+
+    conn = connect()
+    ids = _two_years(conn, root)
+    _third_year(conn, root)
+    values = {**world.values(root, 2022), "year": 2023, "out_dir": str(world.labels_dir(root, 2023))}
+    values["cubes"] = [str(world.cube_file(root, y)) for y in (2022, 2023)]
+    stored = assemble_year(conn, world.config(root), values, root / "data")
+
+    status = {cid: (s, who) for cid, _, _, s, _, who, _ in rows(conn, CHANGES_SQL)}
+    assert status[ids["B"]] == ("rejected", SECOND_YEAR_CHECK)  # the ground came back: withdrawn
+    assert status[ids["C"]] == ("pending", None) and status[ids["A"]] == ("pending", None)
+    assert stored.changes == 0  # no change back of B (withdrawn), none of C (the labels erred)
+    maps = {
+        y: read_class_map(str(MapPaths.for_year(root / "data", world.AOI, y).classes))[0]
+        for y in (2022, 2023)
+    }
+    for name, kept in (("A", world.BARE), ("B", world.TREE), ("C", world.GRASS)):
+        r, c = world.CHANGES[name][:2]
+        assert (maps[2022][r, c] == kept).all() and (maps[2023][r, c] == kept).all(), name
+    for year in YEARS:
+        check_consistent(conn, root, year)
+
+    before = snapshot(conn, root)["lc_change"]
+    assemble_year(conn, world.config(root), values, root / "data")  # a re-run: nothing more, nothing twice
+    assert snapshot(conn, root)["lc_change"] == before

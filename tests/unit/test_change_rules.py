@@ -354,3 +354,43 @@ def test_a_drought_over_the_whole_landscape_neither_dates_nor_makes_a_change(tmp
     own = region_evidence(series, before, PER_YEAR, PER_YEAR + 23, 15, use_anomaly=True)
     assert own.composite == PER_YEAR + 14  # the drought's start, without the landscape
     assert evidence[0].composite == PER_YEAR + 18
+
+
+# --- the second year confirms or withdraws the previous year's changes -----------------------------
+
+
+def _changes(previous: np.ndarray, changes: list[tuple[np.ndarray, int, int]]) -> YearResult:
+    """A year's result: ``(where, new class, day)`` changes on the ``previous`` map."""
+    to_class, days = previous.copy(), np.zeros(previous.shape, np.int32)
+    for where, new, day in changes:
+        to_class[where], days[where] = new, day
+    changed = days > 0
+    return YearResult(
+        to_class.copy(), changed, previous, to_class, days, np.where(changed, 5, -1).astype(np.int32)
+    )
+
+
+def test_a_change_turned_back_within_a_year_is_withdrawn_and_a_later_one_is_not() -> None:
+    from eo_tasks.maps.annual_maps import without
+    from eo_tasks.maps.confirmation import DAYS_TO_CONFIRM, LastChanges, reverted_changes, withdrawn
+
+    grass, field, lake = np.full((8, 8), 3, np.uint8), np.zeros((8, 8), bool), np.zeros((8, 8), bool)
+    field[:4, :4] = True  # a meadow read as a field in October
+    lake[5:, 5:] = True  # a meadow flooded
+    last_year = _changes(grass, [(field, 2, 19000), (lake, 8, 19100)])
+    last = LastChanges.from_result(last_year)
+    numbers = {"field": int(last.regions[0, 0]), "lake": int(last.regions[6, 6])}
+    assert sorted(numbers.values()) == [1, 2] and not last.regions[~(field | lake)].any()
+
+    spring = _changes(last_year.classes, [(field | lake, 3, 19200)])  # both meadow again in spring
+    assert reverted_changes(last, spring) == sorted(numbers.values())
+    later = _changes(last_year.classes, [(field, 3, 19200), (lake, 3, 19100 + DAYS_TO_CONFIRM + 1)])
+    assert reverted_changes(last, later) == [numbers["field"]]  # the lake lasted over a year
+    part = field.copy()
+    part[:3] = False
+    assert reverted_changes(last, _changes(last_year.classes, [(part | lake, 3, 19200)])) == [numbers["lake"]]
+
+    assert (withdrawn(last_year.classes, last, [numbers["field"]]) == np.where(lake, 8, 3)).all()
+    undone = without(last_year, field)
+    assert not undone.changed[field].any() and (undone.classes[field] == 3).all()
+    assert (undone.change_days[field] == 0).all() and undone.changed[lake].all()

@@ -1,0 +1,133 @@
+"""The cubes' spectra of a change region, and of the stable ground around it.
+
+A region's series is the median of its pixels' scaled features per composite (NaN where no pixel
+was observed). The ground around it, of the region's old class and unchanged, gives the
+landscape's own year-on-year anomaly (:func:`landscape_anomaly`): what a drought, a wet spring or
+a snow year did to all of it, which the dating takes off the region's anomaly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from eo_tasks.core.cube import Cube
+
+# The stable ground a region's anomaly is measured against: its old class, unchanged, this close.
+REFERENCE_PAD_PX = 32
+MIN_REFERENCE_PIXELS = 50
+MAX_REFERENCE_PIXELS = 2000
+
+
+def region_series(
+    cubes: Sequence[Cube],
+    box: tuple[slice, slice],
+    where: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray:
+    """``(composites, features)`` median scaled features of the pixels ``where`` inside ``box``."""
+    features = pixel_series(cubes, box, where, scale, include_indices)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
+        return np.asarray(np.nanmedian(features, axis=0))
+
+
+def landscape_anomaly(
+    cubes: Sequence[Cube],
+    year_before: Cube | None,
+    box: tuple[slice, slice],
+    stable: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray | None:
+    """How the stable ground of one class around a region differs from the years before it.
+
+    Each reference pixel is compared with itself (so a cloud over part of them changes no mixture);
+    the median over the pixels observed in both composites is the landscape's anomaly, zero where
+    fewer than :data:`MIN_REFERENCE_PIXELS` were. A drought or snow year shows in it; a change of
+    one field or stand does not.
+
+    Args:
+        cubes: The cubes the windows slid over, oldest first.
+        year_before: The cube of the year before them, if there is one.
+        box: The region's bounding box.
+        stable: ``(rows, cols)`` over the whole grid: the unchanged pixels of the region's old class.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+
+    Returns:
+        ``(years, composites, features)``: composite ``c`` of the series against ``k + 1`` years
+        earlier at ``[k, c]``; None when fewer than :data:`MIN_REFERENCE_PIXELS` stable pixels lie
+        within :data:`REFERENCE_PAD_PX` of the box (at most :data:`MAX_REFERENCE_PIXELS` are read).
+    """
+    rows, cols = stable.shape
+    around = (
+        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(rows, box[0].stop + REFERENCE_PAD_PX)),
+        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(cols, box[1].stop + REFERENCE_PAD_PX)),
+    )
+    where = stable[around].copy()
+    count = int(where.sum())
+    if count < MIN_REFERENCE_PIXELS:
+        return None
+    if count > MAX_REFERENCE_PIXELS:  # an even spread of them
+        keep = np.zeros(count, dtype=bool)
+        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
+        where[where] = keep
+    per_year = cubes[-1].shape[0]
+    series = pixel_series(cubes, around, where, scale, include_indices)
+    if year_before is None:
+        before = np.full((series.shape[0], per_year, series.shape[2]), np.nan, np.float32)
+    else:
+        before = pixel_series([year_before], around, where, scale, include_indices)
+    full = np.concatenate([before, series], axis=1)
+    n = series.shape[1]
+    years = -(-n // per_year)
+    out = np.zeros((years, n, series.shape[2]), np.float32)
+    for k in range(years):
+        lag = (k + 1) * per_year
+        index = np.arange(max(0, lag - per_year), n)
+        difference = series[:, index] - full[:, index + per_year - lag]
+        enough = np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pair observed
+            out[k, index[enough]] = np.nanmedian(difference[:, enough], axis=0)
+    return out
+
+
+def pixel_series(
+    cubes: Sequence[Cube],
+    box: tuple[slice, slice],
+    where: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray:
+    """``(pixels, composites, features)`` scaled features of the pixels ``where`` inside ``box``."""
+    parts = [cube.read(box[0], box[1]) for cube in cubes]
+    reflectance = np.concatenate([r for r, _ in parts])[:, where]
+    valid = np.concatenate([v for _, v in parts])[:, where]
+    return observed_features(reflectance, valid, cubes[0].band_names, scale, include_indices)
+
+
+def observed_features(
+    reflectance: np.ndarray,
+    valid: np.ndarray,
+    band_names: Sequence[str],
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray:
+    """``(pixels, composites, features)`` scaled features, NaN where a composite observed nothing.
+
+    Args:
+        reflectance: ``(composites, pixels, bands)``.
+        valid: ``(composites, pixels)`` whether a composite observed the pixel.
+        band_names: Names of the band axis.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+    """
+    from eo_tasks.core.features import pixel_features
+
+    features = pixel_features(reflectance.transpose(1, 0, 2), band_names, include_indices) / scale
+    return np.asarray(np.where(valid.T[..., None] > 0, features, np.nan))
