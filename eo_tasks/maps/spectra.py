@@ -46,9 +46,11 @@ def landscape_anomaly(
     """How the stable ground of one class around a region differs from the years before it.
 
     Each reference pixel is compared with itself (so a cloud over part of them changes no mixture);
-    the median over the pixels observed in both composites is the landscape's anomaly, zero where
-    fewer than :data:`MIN_REFERENCE_PIXELS` were. A drought or snow year shows in it; a change of
-    one field or stand does not.
+    the median over the pixels observed in both composites is the landscape's anomaly where the
+    ground moved alike: where the median is larger than the pixels' median distance from it. A
+    drought or snow year moves all the grass one way; crop rotation moves each field its own, and
+    a change of one field or stand is one field. Zero where fewer than
+    :data:`MIN_REFERENCE_PIXELS` were observed, or the ground did not move alike.
 
     Args:
         cubes: The cubes the windows slid over, oldest first.
@@ -93,7 +95,9 @@ def landscape_anomaly(
         enough = np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # composites no pair observed
-            out[k, index[enough]] = np.nanmedian(difference[:, enough], axis=0)
+            median = np.nanmedian(difference[:, enough], axis=0)
+            spread = np.nanmedian(np.abs(difference[:, enough] - median), axis=0)
+        out[k, index[enough]] = np.where(np.abs(median) > spread, median, 0.0)
     return out
 
 

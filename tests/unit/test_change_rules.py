@@ -321,13 +321,16 @@ def test_a_drought_over_the_whole_landscape_neither_dates_nor_makes_a_change(tmp
     # 16 × 16 grassland. From composite 14 of 2022 to the series' end a drought browns all of it;
     # the top-left 6 × 6 is built on at composite 18; the bottom-right 6 × 6 only flipped labels.
     # Against the year before alone, both depart at 14 and stay up; against the stable grassland
-    # around them, only the building site departs, at 18.
+    # around them, only the building site departs, at 18. In spring, rows of it moved different
+    # ways (as fields do from one crop to the next): no landscape anomaly.
     season = _seasonal(3)[:, 0] / 30.0
     reflectance = np.full((3 * PER_YEAR, 16, 16, len(CUBE_BANDS)), 0.05, np.float32)
     reflectance[..., 3:8] += season[:, None, None, None]
     reflectance[2 * PER_YEAR + 14 :, :, :, 3:8] -= 0.05  # browner: less NIR
     reflectance[2 * PER_YEAR + 14 :, :, :, 8:] += 0.05  # drier: more SWIR
     reflectance[2 * PER_YEAR + 18 :, :6, :6, :] = 0.25  # concrete and soil
+    crops = np.array([0.02, 0.02, -0.06, 0.1])[np.arange(16) % 4]  # rotation: each row its own way
+    reflectance[2 * PER_YEAR + 4 : 2 * PER_YEAR + 10, :, :, 3:8] += crops[None, :, None, None]
     cubes = [
         _write_cube(tmp_path / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
         for k, y in enumerate((2020, 2021, 2022))
