@@ -204,11 +204,13 @@ def year_on_year(
         before: ``(per_year, features)`` the year before the series (NaN where unknown).
         per_year: Composites per year.
         landscape: ``(years, composites, features)`` the surrounding stable ground's anomaly of
-            each composite against 1, 2, … years earlier (:func:`landscape_anomaly`), taken off.
+            each composite against 1, 2, … years earlier
+            (:func:`eo_tasks.maps.spectra.landscape_anomaly`), taken off where it explains part
+            of the region's.
     """
     full = np.concatenate([before, series])
     anomaly = series - full[: series.shape[0]]
-    return np.asarray(anomaly if landscape is None else anomaly - landscape[0])
+    return anomaly if landscape is None else _explained_away(anomaly, landscape[0])
 
 
 def against_the_year_before(
@@ -233,7 +235,18 @@ def against_the_year_before(
     index = np.arange(start, series.shape[0])
     years_back = (index - start) // per_year + 1
     anomaly = series[start:] - full[index - years_back * per_year + per_year]
-    return np.asarray(anomaly if landscape is None else anomaly - landscape[years_back - 1, index])
+    return anomaly if landscape is None else _explained_away(anomaly, landscape[years_back - 1, index])
+
+
+def _explained_away(anomaly: np.ndarray, landscape: np.ndarray) -> np.ndarray:
+    """The anomaly less the landscape's, in each composite where that makes it smaller.
+
+    The landscape only explains anomalies away; where subtracting it would make one larger (ground
+    of the class around that itself changed unseen, or was mapped wrongly), the region's own stays.
+    """
+    less = anomaly - landscape
+    smaller = np.linalg.norm(less, axis=-1) < np.linalg.norm(anomaly, axis=-1)
+    return np.asarray(np.where(smaller[..., None], less, anomaly))
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,16 @@ def test_year_on_year_cancels_the_seasons() -> None:
     assert np.isnan(unknown[:PER_YEAR]).all() and np.all(unknown[PER_YEAR:] == 0)
 
 
+def test_the_landscape_explains_anomalies_away_and_never_adds_one() -> None:
+    series, before = _seasonal(2), _seasonal(1)
+    series[30:36] -= 2.0  # a dry summer, on this region and on the ground around it
+    landscape = np.zeros((2, 2 * PER_YEAR, 1))
+    landscape[0, 30:36] = -2.0
+    landscape[0, 40:44] = 5.0  # the ground around changed unseen (a quarry mapped as stable bare)
+    assert np.abs(year_on_year(series, before, PER_YEAR, landscape)).max() == 0.0
+    assert np.abs(year_on_year(series, before, PER_YEAR)[30:36]).min() == 2.0
+
+
 def test_a_change_is_dated_on_the_anomaly_where_the_seasons_jump_more() -> None:
     # Fields stripped to soil at composite 32 (−2), built on at 38 (−0.5 more), in the second year;
     # the leaf fall at 44 is the largest jump of the features in the first flipped window.
