@@ -183,7 +183,7 @@ def stage_dating(size: int, work: Path) -> dict[str, Any]:
     from eo_tasks.core.aoi_sections import ChangeParams
     from eo_tasks.core.cube import Cube
     from eo_tasks.maps.annual_maps import YearResult
-    from eo_tasks.maps.dating import refine_dates
+    from eo_tasks.maps.region_dating import refine_dates
 
     r = np.load(work / "result.npz")
     result = YearResult(

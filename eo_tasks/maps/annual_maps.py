@@ -11,7 +11,7 @@ dates (Sedona et al. 2023), so consecutive maps differ only where the land chang
   year's whole series (the paper's initial annual map; with ``rules: platform`` the label of its
   first window), and it holds no changes.
 - each change region is then dated at the break of its spectral series inside the first window
-  whose label flipped (:func:`eo_tasks.maps.dating.refine_dates`).
+  whose label flipped (:func:`eo_tasks.maps.region_dating.refine_dates`).
 - with ``rules: platform``, year ``Y`` also confirms the unreviewed changes of ``Y − 1``. One
   that ``Y``'s labels turn back to its old class within a year of its date
   (:mod:`eo_tasks.maps.confirmation`) is withdrawn when the ground looks again as before it (a meadow

@@ -10,7 +10,9 @@ searched for the break:
 - the region's **year-on-year anomaly** (``platform`` rules): each composite minus the same
   composite of the year before. Seasons cancel. The date is the first composite that leaves the
   ground's usual variation for good (:func:`first_lasting_departure`), else a two-level fit
-  (:func:`lasting_break`); the features' break remains where no year before is known.
+  (:func:`lasting_break`). Where no year before is known (the series' first year), the region is
+  compared with the unchanged ground of its old class around it that was most like it before
+  (:func:`first_lasting_shift`); the features' break remains where neither is known.
   The anomaly of the stable ground of the region's old class around it (:func:`landscape_anomaly`)
   is taken off first: a drought, a wet spring or a snow year moves all of that ground alike, and
   is neither the date nor the evidence of a change.
@@ -25,15 +27,11 @@ chosen on the accuracy suite (README, *Accuracy on landscapes it was not tuned o
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from eo_tasks.core.aoi_sections import ChangeParams
-from eo_tasks.core.cube import Cube
-from eo_tasks.maps.annual_maps import YearResult, changed_days, without
-from eo_tasks.maps.spectra import landscape_anomaly, region_series
+from eo_tasks.maps.spectra import similar_neighbours
 
 BREAK_HALF = 2  # composites on each side of a candidate break
 # A region's anomaly after its break below which the ground shows no lasting change.
@@ -142,6 +140,40 @@ def first_lasting_departure(
         ahead = np.linalg.norm(against_the_year_before(series, before, per_year, c, landscape), axis=1)
         back = ahead[np.isfinite(ahead)] <= back_level
         if not np.any(back[1:] & back[:-1]):
+            return gap_middle(norms, c, lo)
+    return None
+
+
+def first_lasting_shift(difference: np.ndarray, lo: int, hi: int, lookback: int) -> int | None:
+    """The first composite in ``lo..hi`` from which a region leaves its usual difference from its neighbours.
+
+    Where no year before is known, the unchanged ground of the region's old class around it is the
+    comparison: before the change the region differs from it by a steady amount (the seasons are
+    theirs too); from the change on, by more, for good. The steady amount is the median difference
+    over the ``lookback`` composites before ``lo``; then as :func:`first_lasting_departure`.
+
+    Args:
+        difference: ``(composites, features)`` the region's median features minus its neighbours'.
+        lo: First candidate composite.
+        hi: Last candidate composite.
+        lookback: Composites before ``lo`` that give the steady difference.
+
+    Returns:
+        The composite index, or None when nothing before ``lo`` was observed or nothing departs.
+    """
+    steady = difference[max(0, lo - lookback) : lo]
+    if not np.isfinite(steady[:, 0]).any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        norms = despiked(np.linalg.norm(difference - np.nanmedian(steady, axis=0), axis=1))
+    usual = nanmedian(norms[max(0, lo - lookback) : lo])
+    level, back_level = 2 * usual + 0.5, usual + 0.5
+    for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
+        if not norms[c] > level:
+            continue
+        ahead = norms[c:][np.isfinite(norms[c:])] <= back_level
+        if not np.any(ahead[1:] & ahead[:-1]):
             return gap_middle(norms, c, lo)
     return None
 
@@ -257,7 +289,8 @@ class RegionEvidence:
         composite: The break (the region's change date as a composite index of the series).
         lasting: Median anomaly (feature-spread units) from the break to the series' end against
             the same season before the break; NaN where that season is unknown.
-        anomaly_dated: Whether the break was found on the year-on-year anomaly (else on the features).
+        anomaly_dated: Whether the break was found on the year-on-year anomaly or against the
+            neighbours (else on the features).
     """
 
     composite: int
@@ -273,6 +306,7 @@ def region_evidence(
     window: int,
     use_anomaly: bool,
     landscape: np.ndarray | None = None,
+    neighbours: np.ndarray | None = None,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -285,6 +319,10 @@ def region_evidence(
         use_anomaly: Date on the year-on-year anomaly where it is known (``platform`` rules).
         landscape: The anomaly of the stable ground of the region's old class around it
             (:func:`landscape_anomaly`): a drought or snow year, taken off the region's.
+        neighbours: ``(pixels, composites, features)`` that stable ground
+            (:func:`eo_tasks.maps.spectra.neighbour_pixels`): where the window's year-on-year
+            anomaly is unknown (the series' first year, no year before), the region is dated
+            against the most similar of them (:func:`first_lasting_shift`).
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year, landscape)
@@ -301,6 +339,13 @@ def region_evidence(
         # composite, the change came before it was known: the features must date it
         level_before = nanmedian(norms[max(0, lo - window) : composite])
         anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite, landscape))
+    elif use_anomaly and neighbours is not None:
+        similar = similar_neighbours(neighbours, series, slice(max(0, lo - window), lo))
+        shift = (
+            None if similar is None else first_lasting_shift(series - similar, lo, hi + window // 2, window)
+        )
+        if shift is not None:
+            composite, anomaly_dated = shift, True
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
     lasting = _lasting(series, before, per_year, composite, landscape)
@@ -313,88 +358,3 @@ def _lasting(
     """The median anomaly from ``start`` to the series' end, against the year before ``start``."""
     anomaly = against_the_year_before(series, before, per_year, start, landscape)
     return nanmedian(np.linalg.norm(anomaly, axis=1))
-
-
-def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
-    """Connected change regions to date one by one (labels 1..n, 0 elsewhere).
-
-    With ``date_bin`` > 0 (platform rules), a region is also split where the labels' dates fall
-    in different bins of ``date_bin // 2`` composites: a fire in August next to a quarry opened in
-    November are two events, and one median series of both would date neither.
-    """
-    from scipy import ndimage
-
-    eight = np.ones((3, 3), dtype=bool)
-    if date_bin <= 0:
-        return np.asarray(ndimage.label(result.changed, structure=eight)[0])
-    bins = np.where(result.changed, result.change_composite // max(date_bin // 2, 1), -1)
-    regions, offset = np.zeros(bins.shape, np.int32), 0
-    for value in np.unique(bins[bins >= 0]):
-        labels, n = ndimage.label(bins == value, structure=eight)
-        regions = np.where(labels > 0, labels + offset, regions)
-        offset += n
-    return regions
-
-
-def refine_dates(
-    result: YearResult,
-    cubes: Sequence[Cube],
-    scale: np.ndarray,
-    include_indices: bool,
-    params: ChangeParams,
-    year_before: Cube | None = None,
-) -> tuple[YearResult, list[RegionEvidence]]:
-    """Dates each change region at its spectral break; with ``platform`` rules, drops passing flips.
-
-    Published rules: the break of the region's median features inside its first flipped window
-    (ending ``window // 2`` after the half-window rule's date). Platform rules: the break of the
-    year-on-year anomaly where the year before is known (``year_before`` supplies it for the
-    series' first year), and a region whose anomaly does not stay at least
-    :data:`MIN_LASTING_ANOMALY` after its break is no change (its pixels keep the previous map).
-
-    Args:
-        result: The year's result from :func:`eo_tasks.maps.annual_maps.next_year_map`.
-        cubes: The cubes the windows slid over, oldest first.
-        scale: Per-feature scale (the model card's normalization std).
-        include_indices: Whether the features include the spectral indices.
-        params: The analysis settings (``window``, ``rules``).
-        year_before: The cube of the year before ``cubes``, if there is one.
-
-    Returns:
-        The result with refined dates (and, with platform rules, without passing flips), and
-        the evidence of every region found.
-    """
-    from scipy import ndimage
-
-    platform = params.rules == "platform"
-    window, per_year = params.window, cubes[-1].shape[0]
-    regions = dating_regions(result, window if platform else 0)
-    composite = result.change_composite.copy()
-    changed = result.changed.copy()
-    evidence = []
-    for index, box in enumerate(ndimage.find_objects(regions), 1):
-        if box is None:
-            continue
-        where = regions[box] == index
-        series = region_series(cubes, box, where, scale, include_indices)
-        n_features = series.shape[1]
-        if year_before is not None:
-            before = region_series([year_before], box, where, scale, include_indices)
-        else:
-            before = np.full((per_year, n_features), np.nan, np.float32)
-        flip_end = int(np.median(result.change_composite[box][where])) + window // 2
-        landscape = None
-        if platform:
-            old_class = np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
-            stable = ~result.changed & (result.from_class == old_class)
-            landscape = landscape_anomaly(cubes, year_before, box, stable, scale, include_indices)
-        found = region_evidence(series, before, per_year, flip_end, window, platform, landscape)
-        evidence.append(found)
-        composite[box][where] = found.composite
-        if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept
-            changed[box][where] = False
-    dates = [d for cube in cubes for d in cube.dates]
-    dated = replace(
-        result, change_composite=composite, change_days=changed_days(composite, result.changed, dates)
-    )
-    return without(dated, result.changed & ~changed), evidence

@@ -24,7 +24,7 @@ from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube, cube_path
 from eo_tasks.core.errors import CatalogError
-from eo_tasks.maps import annual_maps, confirmation, dating, spectral_changes
+from eo_tasks.maps import annual_maps, confirmation, region_dating, spectral_changes
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.maps.review import Review, apply_review, polygon_mask
@@ -211,7 +211,7 @@ def _next_year(
     result = annual_maps.next_year_map(series, previous, params)
     if params.rules == "platform" and len(cubes) > 1:
         result = spectral_changes.add_spectral_changes(result, cubes, scale, indices, params.ath)
-    return dating.refine_dates(result, cubes, scale, indices, params, year_before)[0]
+    return region_dating.refine_dates(result, cubes, scale, indices, params, year_before)[0]
 
 
 def _assemble(

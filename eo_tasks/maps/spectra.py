@@ -19,6 +19,7 @@ from eo_tasks.core.cube import Cube
 REFERENCE_PAD_PX = 32
 MIN_REFERENCE_PIXELS = 50
 MAX_REFERENCE_PIXELS = 2000
+MIN_SIMILAR_PIXELS = 20
 
 
 def region_series(
@@ -65,19 +66,9 @@ def landscape_anomaly(
         earlier at ``[k, c]``; None when fewer than :data:`MIN_REFERENCE_PIXELS` stable pixels lie
         within :data:`REFERENCE_PAD_PX` of the box (at most :data:`MAX_REFERENCE_PIXELS` are read).
     """
-    rows, cols = stable.shape
-    around = (
-        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(rows, box[0].stop + REFERENCE_PAD_PX)),
-        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(cols, box[1].stop + REFERENCE_PAD_PX)),
-    )
-    where = stable[around].copy()
-    count = int(where.sum())
-    if count < MIN_REFERENCE_PIXELS:
+    around, where = _reference_pixels(box, stable)
+    if where is None:
         return None
-    if count > MAX_REFERENCE_PIXELS:  # an even spread of them
-        keep = np.zeros(count, dtype=bool)
-        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
-        where[where] = keep
     per_year = cubes[-1].shape[0]
     series = pixel_series(cubes, around, where, scale, include_indices)
     if year_before is None:
@@ -99,6 +90,62 @@ def landscape_anomaly(
             spread = np.nanmedian(np.abs(difference[:, enough] - median), axis=0)
         out[k, index[enough]] = np.where(np.abs(median) > spread, median, 0.0)
     return out
+
+
+def neighbour_pixels(
+    cubes: Sequence[Cube],
+    box: tuple[slice, slice],
+    stable: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> np.ndarray | None:
+    """``(pixels, composites, features)`` of the stable ground of one class around a region.
+
+    None when fewer than :data:`MIN_REFERENCE_PIXELS` lie around it.
+    """
+    around, where = _reference_pixels(box, stable)
+    return None if where is None else pixel_series(cubes, around, where, scale, include_indices)
+
+
+def similar_neighbours(pixels: np.ndarray, series: np.ndarray, span: slice) -> np.ndarray | None:
+    """``(composites, features)`` the median of the neighbours most like the region over ``span``.
+
+    A class holds different ground (conifers and broadleaves, valley floor and slope: their
+    seasons differ); the fifth of the neighbours whose features stayed closest to the region's
+    over ``span`` (median distance) is the ground it should go on resembling. NaN in composites
+    that observed under half of them; None when fewer than :data:`MIN_SIMILAR_PIXELS` were
+    compared.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels or composites never observed
+        distance = np.nanmedian(np.linalg.norm(pixels[:, span] - series[None, span], axis=2), axis=1)
+        known = np.isfinite(distance)
+        if int(known.sum()) < MIN_SIMILAR_PIXELS:
+            return None
+        nearest = pixels[known & (distance <= np.nanpercentile(distance, 20))]
+        median = np.nanmedian(nearest, axis=0)
+    median[np.isfinite(nearest[..., 0]).mean(axis=0) < 0.5] = np.nan
+    return np.asarray(median)
+
+
+def _reference_pixels(
+    box: tuple[slice, slice], stable: np.ndarray
+) -> tuple[tuple[slice, slice], np.ndarray | None]:
+    """The box around a region and its stable pixels (an even spread of at most the maximum)."""
+    rows, cols = stable.shape
+    around = (
+        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(rows, box[0].stop + REFERENCE_PAD_PX)),
+        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(cols, box[1].stop + REFERENCE_PAD_PX)),
+    )
+    where = stable[around].copy()
+    count = int(where.sum())
+    if count < MIN_REFERENCE_PIXELS:
+        return around, None
+    if count > MAX_REFERENCE_PIXELS:  # an even spread of them
+        keep = np.zeros(count, dtype=bool)
+        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
+        where[where] = keep
+    return around, where
 
 
 def pixel_series(

@@ -21,16 +21,15 @@ from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import MIN_RUN, analyse_sequences
 from eo_tasks.maps.dating import (
     MIN_LASTING_ANOMALY,
-    dating_regions,
     despiked,
     first_lasting_departure,
-    landscape_anomaly,
+    first_lasting_shift,
     lasting_break,
-    refine_dates,
     region_evidence,
-    region_series,
     year_on_year,
 )
+from eo_tasks.maps.region_dating import dating_regions, refine_dates
+from eo_tasks.maps.spectra import landscape_anomaly, region_series, similar_neighbours
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 
 TREE, SHRUB, BARE = 4, 5, 6
@@ -185,6 +184,24 @@ def test_one_observed_composite_before_the_window_is_enough_usual_variation() ->
     assert first_lasting_departure(series, unknown, PER_YEAR, 27, 48, 15) == 40
 
 
+def test_without_a_year_before_a_change_is_dated_against_the_neighbours_most_like_it() -> None:
+    # A conifer stand cleared at composite 14 of the series' first year (no year before): 30
+    # conifers around it keep their needles all year, 70 broadleaves (brighter bare crowns in
+    # winter) leaf out at 8 and shed at 20.
+    rng = np.random.default_rng(3)
+    conifers = rng.normal(0, 0.05, (30, 2 * PER_YEAR, 1))
+    broadleaves = 0.5 + _seasonal(2)[None] + rng.normal(0, 0.05, (70, 2 * PER_YEAR, 1))
+    series = _noisy(2) - _seasonal(2)
+    series[14:] -= 3.0
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    neighbours = np.concatenate([conifers, broadleaves])
+    found = region_evidence(series, unknown, PER_YEAR, 20, 15, True, None, neighbours)
+    assert found.anomaly_dated and found.composite == 14
+    assert first_lasting_shift(series - np.median(neighbours, axis=0), 6, 27, 15) == 8  # all: leaf-out
+    similar = similar_neighbours(neighbours, series, slice(0, 6))
+    assert similar is not None and np.abs(similar).max() < 0.1  # the conifers' median
+
+
 def test_regions_are_split_by_their_labels_dates_under_platform_rules() -> None:
     changed = np.zeros((6, 12), bool)
     changed[1:5, 1:11] = True  # one connected patch: a fire (left) next to a quarry (right)
@@ -270,13 +287,14 @@ def test_published_rules_keep_every_region_and_date_on_the_features(cubes: list[
 def test_a_change_in_the_series_first_year_is_checked_against_the_season_before_it(tmp_path: Path) -> None:
     # Cleared in 2021, the first year of a 2021-2022 series, with no cube of 2020: the composites of
     # 2022 before the clearing's season are compared with 2021 before the clearing (a lasting
-    # anomaly); later ones would compare soil with soil, and are not used.
+    # anomaly); later ones would compare soil with soil, and are not used. It is dated against the
+    # forest around it, which it resembled until then.
     cubes = _forest_cubes(tmp_path, cleared_in=1)
     scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
     result = _result(rule_composite=10 + 3)
     refined, evidence = refine_dates(result, cubes[1:], scale, False, PLATFORM, year_before=None)
     assert refined.changed[:6, :6].all() and not refined.changed[7:, 7:].any()
-    assert not evidence[0].anomaly_dated  # no anomaly around 2021's composite 10: dated on the features
+    assert evidence[0].anomaly_dated and evidence[0].composite == 10
 
 
 def test_the_aoi_file_chooses_the_rules() -> None:

@@ -1,0 +1,106 @@
+"""Dating each change region of a year on the cubes, and dropping the flips its ground never made.
+
+The regions are read one by one from the cubes (:mod:`eo_tasks.maps.spectra`), with the year
+before the series and, under platform rules, the unchanged ground of the region's old class around
+it; :func:`eo_tasks.maps.dating.region_evidence` dates each and measures how lasting its change is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from eo_tasks.core.aoi_sections import ChangeParams
+from eo_tasks.core.cube import Cube
+from eo_tasks.maps.annual_maps import YearResult, changed_days, without
+from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
+from eo_tasks.maps.spectra import landscape_anomaly, neighbour_pixels, region_series
+
+
+def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
+    """Connected change regions to date one by one (labels 1..n, 0 elsewhere).
+
+    With ``date_bin`` > 0 (platform rules), a region is also split where the labels' dates fall
+    in different bins of ``date_bin // 2`` composites: a fire in August next to a quarry opened in
+    November are two events, and one median series of both would date neither.
+    """
+    from scipy import ndimage
+
+    eight = np.ones((3, 3), dtype=bool)
+    if date_bin <= 0:
+        return np.asarray(ndimage.label(result.changed, structure=eight)[0])
+    bins = np.where(result.changed, result.change_composite // max(date_bin // 2, 1), -1)
+    regions, offset = np.zeros(bins.shape, np.int32), 0
+    for value in np.unique(bins[bins >= 0]):
+        labels, n = ndimage.label(bins == value, structure=eight)
+        regions = np.where(labels > 0, labels + offset, regions)
+        offset += n
+    return regions
+
+
+def refine_dates(
+    result: YearResult,
+    cubes: Sequence[Cube],
+    scale: np.ndarray,
+    include_indices: bool,
+    params: ChangeParams,
+    year_before: Cube | None = None,
+) -> tuple[YearResult, list[RegionEvidence]]:
+    """Dates each change region at its spectral break; with ``platform`` rules, drops passing flips.
+
+    Published rules: the break of the region's median features inside its first flipped window
+    (ending ``window // 2`` after the half-window rule's date). Platform rules: the break of the
+    year-on-year anomaly where the year before is known (``year_before`` supplies it for the
+    series' first year), and a region whose anomaly does not stay at least
+    :data:`MIN_LASTING_ANOMALY` after its break is no change (its pixels keep the previous map).
+
+    Args:
+        result: The year's result from :func:`eo_tasks.maps.annual_maps.next_year_map`.
+        cubes: The cubes the windows slid over, oldest first.
+        scale: Per-feature scale (the model card's normalization std).
+        include_indices: Whether the features include the spectral indices.
+        params: The analysis settings (``window``, ``rules``).
+        year_before: The cube of the year before ``cubes``, if there is one.
+
+    Returns:
+        The result with refined dates (and, with platform rules, without passing flips), and
+        the evidence of every region found.
+    """
+    from scipy import ndimage
+
+    platform = params.rules == "platform"
+    window, per_year = params.window, cubes[-1].shape[0]
+    regions = dating_regions(result, window if platform else 0)
+    composite = result.change_composite.copy()
+    changed = result.changed.copy()
+    evidence = []
+    for index, box in enumerate(ndimage.find_objects(regions), 1):
+        if box is None:
+            continue
+        where = regions[box] == index
+        series = region_series(cubes, box, where, scale, include_indices)
+        n_features = series.shape[1]
+        if year_before is not None:
+            before = region_series([year_before], box, where, scale, include_indices)
+        else:
+            before = np.full((per_year, n_features), np.nan, np.float32)
+        flip_end = int(np.median(result.change_composite[box][where])) + window // 2
+        landscape = neighbours = None
+        if platform:
+            old_class = np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
+            stable = ~result.changed & (result.from_class == old_class)
+            landscape = landscape_anomaly(cubes, year_before, box, stable, scale, include_indices)
+            if year_before is None:
+                neighbours = neighbour_pixels(cubes, box, stable, scale, include_indices)
+        found = region_evidence(series, before, per_year, flip_end, window, platform, landscape, neighbours)
+        evidence.append(found)
+        composite[box][where] = found.composite
+        if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept
+            changed[box][where] = False
+    dates = [d for cube in cubes for d in cube.dates]
+    dated = replace(
+        result, change_composite=composite, change_days=changed_days(composite, result.changed, dates)
+    )
+    return without(dated, result.changed & ~changed), evidence
