@@ -8,6 +8,7 @@ change, and label flips the ground never made.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -295,6 +296,8 @@ def test_a_change_in_the_series_first_year_is_checked_against_the_season_before_
     refined, evidence = refine_dates(result, cubes[1:], scale, False, PLATFORM, year_before=None)
     assert refined.changed[:6, :6].all() and not refined.changed[7:, 7:].any()
     assert evidence[0].anomaly_dated and evidence[0].composite == 10
+    fields = replace(result, from_class=np.full((12, 12), 2, np.uint8))  # cropland: not its neighbours
+    assert not refine_dates(fields, cubes[1:], scale, False, PLATFORM, year_before=None)[1][0].anomaly_dated
 
 
 def test_the_aoi_file_chooses_the_rules() -> None:
