@@ -93,7 +93,7 @@ def reverted_changes(last: LastChanges, result: YearResult) -> list[int]:
 
 def withdrawn(previous: np.ndarray, last: LastChanges, numbers: Sequence[int]) -> np.ndarray:
     """The previous map without the given changes: their pixels hold the class before them again."""
-    where = np.isin(last.regions, numbers) & (last.regions > 0)
+    where = np.isin(last.regions, numbers)
     return np.where(where, last.from_class, previous).astype(previous.dtype)
 
 
