@@ -36,10 +36,18 @@ def region_series(
         return np.asarray(np.nanmedian(features, axis=0))
 
 
+def reference_box(box: tuple[slice, slice], shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """A region's bounding box widened by :data:`REFERENCE_PAD_PX` (inside a grid of ``shape``)."""
+    return (
+        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(shape[0], box[0].stop + REFERENCE_PAD_PX)),
+        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(shape[1], box[1].stop + REFERENCE_PAD_PX)),
+    )
+
+
 def landscape_anomaly(
     cubes: Sequence[Cube],
     year_before: Cube | None,
-    box: tuple[slice, slice],
+    around: tuple[slice, slice],
     stable: np.ndarray,
     scale: np.ndarray,
     include_indices: bool,
@@ -56,17 +64,17 @@ def landscape_anomaly(
     Args:
         cubes: The cubes the windows slid over, oldest first.
         year_before: The cube of the year before them, if there is one.
-        box: The region's bounding box.
-        stable: ``(rows, cols)`` over the whole grid: the unchanged pixels of the region's old class.
+        around: The region's :func:`reference_box`.
+        stable: ``(rows, cols)`` of ``around``: the unchanged pixels of the region's old class.
         scale: Per-feature scale (the model card's normalization std).
         include_indices: Whether the features include the spectral indices.
 
     Returns:
         ``(years, composites, features)``: composite ``c`` of the series against ``k + 1`` years
         earlier at ``[k, c]``; None when fewer than :data:`MIN_REFERENCE_PIXELS` stable pixels lie
-        within :data:`REFERENCE_PAD_PX` of the box (at most :data:`MAX_REFERENCE_PIXELS` are read).
+        around the region (at most :data:`MAX_REFERENCE_PIXELS` are read).
     """
-    around, where = _reference_pixels(box, stable)
+    where = _reference_pixels(stable)
     if where is None:
         return None
     per_year = cubes[-1].shape[0]
@@ -94,16 +102,17 @@ def landscape_anomaly(
 
 def neighbour_pixels(
     cubes: Sequence[Cube],
-    box: tuple[slice, slice],
+    around: tuple[slice, slice],
     stable: np.ndarray,
     scale: np.ndarray,
     include_indices: bool,
 ) -> np.ndarray | None:
     """``(pixels, composites, features)`` of the stable ground of one class around a region.
 
-    None when fewer than :data:`MIN_REFERENCE_PIXELS` lie around it.
+    ``around`` and ``stable`` as for :func:`landscape_anomaly`; None when fewer than
+    :data:`MIN_REFERENCE_PIXELS` lie around it.
     """
-    around, where = _reference_pixels(box, stable)
+    where = _reference_pixels(stable)
     return None if where is None else pixel_series(cubes, around, where, scale, include_indices)
 
 
@@ -128,24 +137,17 @@ def similar_neighbours(pixels: np.ndarray, series: np.ndarray, span: slice) -> n
     return np.asarray(median)
 
 
-def _reference_pixels(
-    box: tuple[slice, slice], stable: np.ndarray
-) -> tuple[tuple[slice, slice], np.ndarray | None]:
-    """The box around a region and its stable pixels (an even spread of at most the maximum)."""
-    rows, cols = stable.shape
-    around = (
-        slice(max(0, box[0].start - REFERENCE_PAD_PX), min(rows, box[0].stop + REFERENCE_PAD_PX)),
-        slice(max(0, box[1].start - REFERENCE_PAD_PX), min(cols, box[1].stop + REFERENCE_PAD_PX)),
-    )
-    where = stable[around].copy()
-    count = int(where.sum())
+def _reference_pixels(stable: np.ndarray) -> np.ndarray | None:
+    """An even spread of at most :data:`MAX_REFERENCE_PIXELS` of the stable pixels (None: too few)."""
+    count = int(stable.sum())
     if count < MIN_REFERENCE_PIXELS:
-        return around, None
-    if count > MAX_REFERENCE_PIXELS:  # an even spread of them
+        return None
+    where = stable.copy()
+    if count > MAX_REFERENCE_PIXELS:
         keep = np.zeros(count, dtype=bool)
         keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
         where[where] = keep
-    return around, where
+    return where
 
 
 def pixel_series(
