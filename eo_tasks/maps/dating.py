@@ -27,6 +27,7 @@ chosen on the accuracy suite (README, *Accuracy on landscapes it was not tuned o
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,15 +134,11 @@ def first_lasting_departure(
     usual = norms[max(0, lo - lookback) : lo]
     if not np.isfinite(usual).any():
         return None
-    level, back_level = 2 * nanmedian(usual) + 0.5, nanmedian(usual) + 0.5
-    for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
-        if not norms[c] > level:  # NaN (unobserved) is no departure
-            continue
-        ahead = np.linalg.norm(against_the_year_before(series, before, per_year, c, landscape), axis=1)
-        back = ahead[np.isfinite(ahead)] <= back_level
-        if not np.any(back[1:] & back[:-1]):
-            return gap_middle(norms, c, lo)
-    return None
+
+    def since(c: int) -> np.ndarray:
+        return np.linalg.norm(against_the_year_before(series, before, per_year, c, landscape), axis=1)
+
+    return _first_for_good(norms, lo, hi, nanmedian(usual), since)
 
 
 def first_lasting_shift(difference: np.ndarray, lo: int, hi: int, lookback: int) -> int | None:
@@ -168,12 +165,25 @@ def first_lasting_shift(difference: np.ndarray, lo: int, hi: int, lookback: int)
         warnings.simplefilter("ignore", RuntimeWarning)
         norms = despiked(np.linalg.norm(difference - np.nanmedian(steady, axis=0), axis=1))
     usual = nanmedian(norms[max(0, lo - lookback) : lo])
+    return _first_for_good(norms, lo, hi, usual, lambda c: norms[c:])
+
+
+def _first_for_good(
+    norms: np.ndarray, lo: int, hi: int, usual: float, since: Callable[[int], np.ndarray]
+) -> int | None:
+    """The first composite in ``lo..hi`` that departs for good; None when there is none.
+
+    A composite departs above ``2 usual + 0.5``; for good when ``since(c)`` (the values from it
+    on) never comes back to ``usual + 0.5`` or less for two observed composites in a row. It is
+    dated at the middle of the unobserved gap before it (:func:`gap_middle`).
+    """
     level, back_level = 2 * usual + 0.5, usual + 0.5
     for c in range(max(lo, 1), min(hi, norms.shape[0] - 1) + 1):
-        if not norms[c] > level:
+        if not norms[c] > level:  # NaN (unobserved) is no departure
             continue
-        ahead = norms[c:][np.isfinite(norms[c:])] <= back_level
-        if not np.any(ahead[1:] & ahead[:-1]):
+        ahead = since(c)
+        back = ahead[np.isfinite(ahead)] <= back_level
+        if not np.any(back[1:] & back[:-1]):
             return gap_middle(norms, c, lo)
     return None
 
@@ -320,7 +330,7 @@ def region_evidence(
         landscape: The anomaly of the stable ground of the region's old class around it
             (:func:`landscape_anomaly`): a drought or snow year, taken off the region's.
         neighbours: ``(pixels, composites, features)`` that stable ground
-            (:func:`eo_tasks.maps.spectra.neighbour_pixels`): where the window's year-on-year
+            (:func:`eo_tasks.maps.spectra.reference_pixels`): where the window's year-on-year
             anomaly is unknown (the series' first year, no year before), the region is dated
             against the most similar of them (:func:`first_lasting_shift`).
     """

@@ -17,7 +17,7 @@ from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.cube import Cube
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
-from eo_tasks.maps.spectra import landscape_anomaly, neighbour_pixels, reference_box, region_series
+from eo_tasks.maps.spectra import landscape_anomaly, reference_box, reference_pixels, region_series
 
 CROPLAND = CLASS_BY_NAME["cropland"].code
 
@@ -95,9 +95,11 @@ def refine_dates(
             old_class = np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
             around = reference_box(box, result.changed.shape)
             stable = ~result.changed[around] & (result.from_class[around] == old_class)
-            landscape = landscape_anomaly(cubes, year_before, around, stable, scale, include_indices)
-            if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
-                neighbours = neighbour_pixels(cubes, around, stable, scale, include_indices)
+            reference = reference_pixels(cubes, year_before, around, stable, scale, include_indices)
+            if reference is not None:
+                landscape = landscape_anomaly(*reference, per_year)
+                if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
+                    neighbours = reference[0]
         found = region_evidence(series, before, per_year, flip_end, window, platform, landscape, neighbours)
         evidence.append(found)
         composite[box][where] = found.composite

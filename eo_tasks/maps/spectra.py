@@ -44,22 +44,15 @@ def reference_box(box: tuple[slice, slice], shape: tuple[int, ...]) -> tuple[sli
     )
 
 
-def landscape_anomaly(
+def reference_pixels(
     cubes: Sequence[Cube],
     year_before: Cube | None,
     around: tuple[slice, slice],
     stable: np.ndarray,
     scale: np.ndarray,
     include_indices: bool,
-) -> np.ndarray | None:
-    """How the stable ground of one class around a region differs from the years before it.
-
-    Each reference pixel is compared with itself (so a cloud over part of them changes no mixture);
-    the median over the pixels observed in both composites is the landscape's anomaly where the
-    ground moved alike: where the median is larger than the pixels' median distance from it. A
-    drought or snow year moves all the grass one way; crop rotation moves each field its own, and
-    a change of one field or stand is one field. Zero where fewer than
-    :data:`MIN_REFERENCE_PIXELS` were observed, or the ground did not move alike.
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The features of the stable ground of one class around a region, read once for every use.
 
     Args:
         cubes: The cubes the windows slid over, oldest first.
@@ -70,19 +63,43 @@ def landscape_anomaly(
         include_indices: Whether the features include the spectral indices.
 
     Returns:
-        ``(years, composites, features)``: composite ``c`` of the series against ``k + 1`` years
-        earlier at ``[k, c]``; None when fewer than :data:`MIN_REFERENCE_PIXELS` stable pixels lie
-        around the region (at most :data:`MAX_REFERENCE_PIXELS` are read).
+        ``(series, before)``: ``(pixels, composites, features)`` over the cubes and over the year
+        before (NaN where it is unknown); None when fewer than :data:`MIN_REFERENCE_PIXELS` stable
+        pixels lie around the region (an even spread of at most :data:`MAX_REFERENCE_PIXELS` is read).
     """
-    where = _reference_pixels(stable)
-    if where is None:
+    count = int(stable.sum())
+    if count < MIN_REFERENCE_PIXELS:
         return None
-    per_year = cubes[-1].shape[0]
+    where = stable.copy()
+    if count > MAX_REFERENCE_PIXELS:
+        keep = np.zeros(count, dtype=bool)
+        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
+        where[where] = keep
     series = pixel_series(cubes, around, where, scale, include_indices)
     if year_before is None:
-        before = np.full((series.shape[0], per_year, series.shape[2]), np.nan, np.float32)
-    else:
-        before = pixel_series([year_before], around, where, scale, include_indices)
+        return series, np.full((series.shape[0], cubes[-1].shape[0], series.shape[2]), np.nan, np.float32)
+    return series, pixel_series([year_before], around, where, scale, include_indices)
+
+
+def landscape_anomaly(series: np.ndarray, before: np.ndarray, per_year: int) -> np.ndarray:
+    """How the stable ground of one class around a region differs from the years before it.
+
+    Each reference pixel is compared with itself (so a cloud over part of them changes no mixture);
+    the median over the pixels observed in both composites is the landscape's anomaly where the
+    ground moved alike: where the median is larger than the pixels' median distance from it. A
+    drought or snow year moves all the grass one way; crop rotation moves each field its own, and
+    a change of one field or stand is one field. Zero where fewer than
+    :data:`MIN_REFERENCE_PIXELS` were observed, or the ground did not move alike.
+
+    Args:
+        series: ``(pixels, composites, features)`` the reference pixels (:func:`reference_pixels`).
+        before: ``(pixels, per_year, features)`` the same over the year before (NaN: unknown).
+        per_year: Composites per year.
+
+    Returns:
+        ``(years, composites, features)``: composite ``c`` of the series against ``k + 1`` years
+        earlier at ``[k, c]``.
+    """
     full = np.concatenate([before, series], axis=1)
     n = series.shape[1]
     years = -(-n // per_year)
@@ -98,22 +115,6 @@ def landscape_anomaly(
             spread = np.nanmedian(np.abs(difference[:, enough] - median), axis=0)
         out[k, index[enough]] = np.where(np.abs(median) > spread, median, 0.0)
     return out
-
-
-def neighbour_pixels(
-    cubes: Sequence[Cube],
-    around: tuple[slice, slice],
-    stable: np.ndarray,
-    scale: np.ndarray,
-    include_indices: bool,
-) -> np.ndarray | None:
-    """``(pixels, composites, features)`` of the stable ground of one class around a region.
-
-    ``around`` and ``stable`` as for :func:`landscape_anomaly`; None when fewer than
-    :data:`MIN_REFERENCE_PIXELS` lie around it.
-    """
-    where = _reference_pixels(stable)
-    return None if where is None else pixel_series(cubes, around, where, scale, include_indices)
 
 
 def similar_neighbours(pixels: np.ndarray, series: np.ndarray, span: slice) -> np.ndarray | None:
@@ -135,19 +136,6 @@ def similar_neighbours(pixels: np.ndarray, series: np.ndarray, span: slice) -> n
         median = np.nanmedian(nearest, axis=0)
     median[np.isfinite(nearest[..., 0]).mean(axis=0) < 0.5] = np.nan
     return np.asarray(median)
-
-
-def _reference_pixels(stable: np.ndarray) -> np.ndarray | None:
-    """An even spread of at most :data:`MAX_REFERENCE_PIXELS` of the stable pixels (None: too few)."""
-    count = int(stable.sum())
-    if count < MIN_REFERENCE_PIXELS:
-        return None
-    where = stable.copy()
-    if count > MAX_REFERENCE_PIXELS:
-        keep = np.zeros(count, dtype=bool)
-        keep[:: -(-count // MAX_REFERENCE_PIXELS)] = True
-        where[where] = keep
-    return where
 
 
 def pixel_series(

@@ -30,7 +30,13 @@ from eo_tasks.maps.dating import (
     year_on_year,
 )
 from eo_tasks.maps.region_dating import dating_regions, refine_dates
-from eo_tasks.maps.spectra import landscape_anomaly, reference_box, region_series, similar_neighbours
+from eo_tasks.maps.spectra import (
+    landscape_anomaly,
+    reference_box,
+    reference_pixels,
+    region_series,
+    similar_neighbours,
+)
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 
 TREE, SHRUB, BARE = 4, 5, 6
@@ -381,8 +387,10 @@ def test_a_drought_over_the_whole_landscape_neither_dates_nor_makes_a_change(tmp
     site, box = np.zeros((16, 16), bool), (slice(0, 6), slice(0, 6))
     site[box] = True
     around = reference_box(box, changed.shape)
-    landscape = landscape_anomaly(cubes[1:], cubes[0], around, ~changed[around], scale, False)
-    assert landscape is not None and np.allclose(landscape[0, : PER_YEAR + 14], 0.0, atol=1e-3)
+    reference = reference_pixels(cubes[1:], cubes[0], around, ~changed[around], scale, False)
+    assert reference is not None
+    landscape = landscape_anomaly(*reference, PER_YEAR)
+    assert np.allclose(landscape[0, : PER_YEAR + 14], 0.0, atol=1e-3)
     assert np.linalg.norm(landscape[0, PER_YEAR + 14 :], axis=1).min() > 1.0  # the drought
     series = region_series(cubes[1:], box, site[box], scale, False)
     before = region_series(cubes[:1], box, site[box], scale, False)
