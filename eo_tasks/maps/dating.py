@@ -317,6 +317,7 @@ def region_evidence(
     use_anomaly: bool,
     landscape: np.ndarray | None = None,
     neighbours: np.ndarray | None = None,
+    date_on_features: bool = True,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -333,6 +334,10 @@ def region_evidence(
             (:func:`eo_tasks.maps.spectra.reference_pixels`): where the window's year-on-year
             anomaly is unknown (the series' first year, no year before), the region is dated
             against the most similar of them (:func:`first_lasting_shift`).
+        date_on_features: Where neither dates the region, date it at its features' largest jump
+            (:func:`break_composite`); False keeps the labels' own date (``flip_end - window // 2``,
+            the half-window rule's): a crop's sowing and harvest are the largest jumps of its
+            features, so on cropland that jump is the season, not the change.
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year, landscape)
@@ -357,7 +362,7 @@ def region_evidence(
         if shift is not None:
             composite, anomaly_dated = shift, True
     if not anomaly_dated:
-        composite = break_composite(series, lo, hi)
+        composite = break_composite(series, lo, hi) if date_on_features else flip_end - window // 2
     lasting = _lasting(series, before, per_year, composite, landscape)
     return RegionEvidence(composite, lasting, anomaly_dated)
 

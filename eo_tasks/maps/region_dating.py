@@ -20,6 +20,10 @@ from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evi
 from eo_tasks.maps.spectra import landscape_anomaly, reference_box, reference_pixels, region_series
 
 CROPLAND = CLASS_BY_NAME["cropland"].code
+# A change region of fewer pixels is a fragment, dated with a large region within FRAGMENT_REACH_PX
+# pixels of it (:func:`borrowed_dates`).
+FRAGMENT_PX = 20
+FRAGMENT_REACH_PX = 2
 
 
 def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
@@ -58,6 +62,8 @@ def refine_dates(
     year-on-year anomaly where the year before is known (``year_before`` supplies it for the
     series' first year), and a region whose anomaly does not stay at least
     :data:`MIN_LASTING_ANOMALY` after its break is no change (its pixels keep the previous map).
+    On cropland the labels' date stands where the anomaly cannot date a region, and a fragment
+    takes the date of the large region it borders (:func:`borrowed_dates`).
 
     Args:
         result: The year's result from :func:`eo_tasks.maps.annual_maps.next_year_map`.
@@ -79,7 +85,10 @@ def refine_dates(
     composite = result.change_composite.copy()
     changed = result.changed.copy()
     evidence = []
-    for index, box in enumerate(ndimage.find_objects(regions), 1):
+    boxes = ndimage.find_objects(regions)
+    old_classes: dict[int, int] = {}
+    anomaly_dates: dict[int, int] = {}
+    for index, box in enumerate(boxes, 1):
         if box is None:
             continue
         where = regions[box] == index
@@ -91,8 +100,10 @@ def refine_dates(
             before = np.full((per_year, n_features), np.nan, np.float32)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         landscape = neighbours = None
+        old_class = old_classes[index] = int(
+            np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
+        )
         if platform:
-            old_class = np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
             around = reference_box(box, result.changed.shape)
             stable = ~result.changed[around] & (result.from_class[around] == old_class)
             reference = reference_pixels(cubes, year_before, around, stable, scale, include_indices)
@@ -100,13 +111,63 @@ def refine_dates(
                 landscape = landscape_anomaly(*reference, per_year)
                 if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
                     neighbours = reference[0]
-        found = region_evidence(series, before, per_year, flip_end, window, platform, landscape, neighbours)
+        seasonal = platform and old_class == CROPLAND  # its features' largest jumps are sowing and harvest
+        found = region_evidence(
+            series, before, per_year, flip_end, window, platform, landscape, neighbours, not seasonal
+        )
         evidence.append(found)
         composite[box][where] = found.composite
+        if found.anomaly_dated:
+            anomaly_dates[index] = found.composite
         if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept
             changed[box][where] = False
+    if platform:
+        for fragment, borrowed in borrowed_dates(regions, old_classes, anomaly_dates).items():
+            box = boxes[fragment - 1]
+            composite[box][regions[box] == fragment] = borrowed
     dates = [d for cube in cubes for d in cube.dates]
     dated = replace(
         result, change_composite=composite, change_days=changed_days(composite, result.changed, dates)
     )
     return without(dated, result.changed & ~changed), evidence
+
+
+def borrowed_dates(
+    regions: np.ndarray, old_classes: dict[int, int], anomaly_dates: dict[int, int]
+) -> dict[int, int]:
+    """The date each fragment of a change takes from the large region it borders.
+
+    The labels flip a few edge pixels of a windthrow or a quarry a window later than the rest, or
+    leave them apart; they form regions of a few pixels, whose median series (a handful of mixed
+    pixels) dates at a season or a cloud. A region of fewer than :data:`FRAGMENT_PX` pixels within
+    :data:`FRAGMENT_REACH_PX` of a region of at least that size with the same old class, dated on its
+    anomaly, takes that region's date (the largest one's, where it borders several); whether its
+    own change lasts is still its own evidence's.
+
+    Args:
+        regions: ``(rows, cols)`` change regions, labels 1..n (0 elsewhere).
+        old_classes: Each region's old class (the most common among its pixels).
+        anomaly_dates: The composite of each region dated on its anomaly (or against its neighbours).
+
+    Returns:
+        The composite each fragment takes, by region label.
+    """
+    from scipy import ndimage
+
+    sizes = np.bincount(regions.ravel())
+    reach = FRAGMENT_REACH_PX
+    borrowed: dict[int, int] = {}
+    for index, box in enumerate(ndimage.find_objects(regions), 1):
+        if box is None or sizes[index] >= FRAGMENT_PX:
+            continue
+        around = tuple(slice(max(0, b.start - reach), b.stop + reach) for b in box)
+        mine = regions[around] == index
+        near = np.unique(regions[around][ndimage.binary_dilation(mine, iterations=reach)])
+        large = [
+            int(n)
+            for n in near
+            if sizes[n] >= FRAGMENT_PX and n in anomaly_dates and old_classes[n] == old_classes[index]
+        ]
+        if large:
+            borrowed[index] = anomaly_dates[max(large, key=lambda n: sizes[n])]
+    return borrowed

@@ -29,7 +29,7 @@ from eo_tasks.maps.dating import (
     region_evidence,
     year_on_year,
 )
-from eo_tasks.maps.region_dating import dating_regions, refine_dates
+from eo_tasks.maps.region_dating import FRAGMENT_PX, borrowed_dates, dating_regions, refine_dates
 from eo_tasks.maps.spectra import (
     landscape_anomaly,
     reference_box,
@@ -39,7 +39,7 @@ from eo_tasks.maps.spectra import (
 )
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 
-TREE, SHRUB, BARE = 4, 5, 6
+CROP, GRASS, TREE, SHRUB, BARE = 2, 3, 4, 5, 6
 STEPS = 34  # window positions over two years of 24 composites, w = 15
 PLATFORM, PUBLISHED = ChangeParams(rules="platform"), ChangeParams(rules="published")
 PER_YEAR = 24
@@ -220,6 +220,35 @@ def test_regions_are_split_by_their_labels_dates_under_platform_rules() -> None:
     regions = dating_regions(result, 15)
     assert regions.max() == 2 and len(set(regions[1:5, 1:6].ravel())) == 1
     assert regions[2, 2] != regions[2, 8]
+
+
+def test_on_cropland_the_labels_date_stands_where_the_anomaly_cannot_date_a_change() -> None:
+    # Rapeseed (green from composite 0 to 15) the year before, barley (4 to 11) in the series'
+    # first year: the rotation's anomaly is 1 to 2 all season. The field is built on after the
+    # harvest, at 18 (stage one, 1.0; buildings, 2.0, from the next year), an anomaly no larger
+    # than the rotation's. The labels flipped at 18 (flip_end 25 = 18 + 15 // 2).
+    t = np.arange(2 * PER_YEAR) % PER_YEAR
+    before = np.where(t[:PER_YEAR] < 16, 2.0, 0.0)[:, None]
+    series = np.where((t >= 4) & (t < 12), 3.0, 0.0)[:, None]
+    series[18:PER_YEAR], series[PER_YEAR:] = 1.0, 2.0
+    on_features = region_evidence(series, before, PER_YEAR, 25, 15, True)
+    assert not on_features.anomaly_dated and on_features.composite == 12  # the harvest
+    on_labels = region_evidence(series, before, PER_YEAR, 25, 15, True, date_on_features=False)
+    assert not on_labels.anomaly_dated and on_labels.composite == 18
+
+
+def test_a_fragment_takes_the_date_of_the_large_region_it_borders() -> None:
+    regions = np.zeros((24, 24), np.int32)
+    regions[0:10, 0:10] = 1  # a windthrow, dated 20 on its anomaly
+    regions[11, 0:3] = 2  # its edge, flipped a window later: one row of unchanged pixels between
+    regions[11, 5:8] = 3  # as near, but grassland before: another change
+    regions[16, 0:3] = 4  # six pixels away: its own change
+    regions[14:19, 14:19] = 5  # a large region the anomaly could not date
+    regions[19, 14:16] = 6  # and a fragment of it
+    old_classes = {1: TREE, 2: TREE, 3: GRASS, 4: TREE, 5: TREE, 6: TREE}
+    anomaly_dates = {1: 20, 2: 35, 3: 33, 4: 31, 6: 30}
+    assert (regions == 5).sum() >= FRAGMENT_PX > (regions == 2).sum()
+    assert borrowed_dates(regions, old_classes, anomaly_dates) == {2: 20}
 
 
 # --- refine_dates on a real (tiny) cube file ------------------------------------------------------
