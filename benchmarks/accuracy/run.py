@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -45,6 +46,9 @@ TARGETS = {
     "mean_f1": 0.85,
     "min_f1": 0.75,
     "f1_over_random_forest": 2.0,
+    # Twice an F1 above 0.5 is more than 1: where the forest scores above 0.5, no method can meet
+    # the ratio above. Restated there as missing at most half the F1 the forest misses.
+    "missing_f1_under_random_forest": 2.0,
     "agreement_min": 0.995,
     "dated_within_1": 0.80,
 }
@@ -126,11 +130,16 @@ def _truth_summary(run: ScenarioRun) -> dict[str, Any]:
 def check_targets(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Suite-wide figures against the issue's targets."""
     f1 = [r["method"]["f1"] for r in results]
+    forest = [r["random_forest"]["f1"] for r in results]
+    ratio = [m / max(f, 1e-9) for m, f in zip(f1, forest, strict=True)]
+    attainable = [q for q, f in zip(ratio, forest, strict=True) if 2 * f <= 1]
     summary = {
         "mean_f1": round(statistics.mean(f1), 4),
         "min_f1": round(min(f1), 4),
-        "min_f1_over_random_forest": round(
-            min(r["method"]["f1"] / max(r["random_forest"]["f1"], 1e-9) for r in results), 2
+        "min_f1_over_random_forest": round(min(ratio), 2),
+        "min_f1_over_random_forest_where_attainable": round(min(attainable), 2) if attainable else None,
+        "min_missing_f1_under_random_forest": round(
+            min((1 - f) / max(1 - m, 1e-9) for m, f in zip(f1, forest, strict=True)), 2
         ),
         "agreement_min": min(r["method"]["agreement_min"] for r in results),
         "dated_within_1_min": min(r["method"]["dated_within_1"] for r in results),
@@ -138,7 +147,11 @@ def check_targets(results: list[dict[str, Any]]) -> dict[str, Any]:
     summary["met"] = {
         "mean_f1": summary["mean_f1"] >= TARGETS["mean_f1"],
         "min_f1": summary["min_f1"] >= TARGETS["min_f1"],
-        "f1_over_random_forest": summary["min_f1_over_random_forest"] >= TARGETS["f1_over_random_forest"],
+        "f1_over_random_forest": min(ratio) >= TARGETS["f1_over_random_forest"],
+        "f1_over_random_forest_where_attainable": min(attainable, default=math.inf)
+        >= TARGETS["f1_over_random_forest"],
+        "missing_f1_under_random_forest": summary["min_missing_f1_under_random_forest"]
+        >= TARGETS["missing_f1_under_random_forest"],
         "agreement_min": summary["agreement_min"] >= TARGETS["agreement_min"],
         "dated_within_1": summary["dated_within_1_min"] >= TARGETS["dated_within_1"],
     }

@@ -55,17 +55,40 @@ def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF
         The composite index of the break (``lo`` when nothing in range was observed).
     """
     best, best_jump = lo, -1.0
+    for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
+        jump = _jump(series, c, half)
+        if jump > best_jump:  # NaN compares False: skipped
+            best, best_jump = c, jump
+    return best
+
+
+def _jump(series: np.ndarray, c: int, half: int = BREAK_HALF) -> float:
+    """The distance between the medians of the ``half`` composites from ``c`` on and the ``half`` before."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: unobserved composites
-        for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
-            jump = float(
-                np.linalg.norm(
-                    np.nanmedian(series[c : c + half], 0) - np.nanmedian(series[max(0, c - half) : c], 0)
-                )
-            )
-            if jump > best_jump:  # NaN compares False: skipped
-                best, best_jump = c, jump
-    return best
+        after, before = np.nanmedian(series[c : c + half], 0), np.nanmedian(series[max(0, c - half) : c], 0)
+    return float(np.linalg.norm(after - before))
+
+
+def seasonal_jump(series: np.ndarray, before: np.ndarray, per_year: int, c: int, reach: int = 2) -> bool:
+    """Whether the features' jump at composite ``c`` is the ground's season.
+
+    It is when the same region jumped at least half as much within ``reach`` composites of it a
+    year earlier: a harvest, a sowing or a leaf fall comes back every year, a change does not.
+    Unknown (NaN) a year earlier: not seasonal.
+
+    Args:
+        series: ``(composites, features)`` the region's median scaled features.
+        before: ``(per_year, features)`` the same for the year before the series (NaN: unknown).
+        per_year: Composites per year.
+        c: A composite index of ``series`` (a features' break).
+        reach: Composites on either side of the year-earlier composite.
+    """
+    full = np.concatenate([before, series])
+    at = c + per_year
+    jump = _jump(full, at)
+    earlier = (_jump(full, k) for k in range(max(1, c - reach), c + reach + 1))
+    return any(e >= 0.5 * jump for e in earlier)  # NaN compares False
 
 
 def nanmedian(values: np.ndarray) -> float:
@@ -317,7 +340,6 @@ def region_evidence(
     use_anomaly: bool,
     landscape: np.ndarray | None = None,
     neighbours: np.ndarray | None = None,
-    date_on_features: bool = True,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -334,10 +356,6 @@ def region_evidence(
             (:func:`eo_tasks.maps.spectra.reference_pixels`): where the window's year-on-year
             anomaly is unknown (the series' first year, no year before), the region is dated
             against the most similar of them (:func:`first_lasting_shift`).
-        date_on_features: Where neither dates the region, date it at its features' largest jump
-            (:func:`break_composite`); False keeps the labels' own date (``flip_end - window // 2``,
-            the half-window rule's): a crop's sowing and harvest are the largest jumps of its
-            features, so on cropland that jump is the season, not the change.
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year, landscape)
@@ -362,7 +380,9 @@ def region_evidence(
         if shift is not None:
             composite, anomaly_dated = shift, True
     if not anomaly_dated:
-        composite = break_composite(series, lo, hi) if date_on_features else flip_end - window // 2
+        composite = break_composite(series, lo, hi)
+        if use_anomaly and seasonal_jump(series, before, per_year, composite):
+            composite = flip_end - window // 2  # the labels' own date (the half-window rule's)
     lasting = _lasting(series, before, per_year, composite, landscape)
     return RegionEvidence(composite, lasting, anomaly_dated)
 

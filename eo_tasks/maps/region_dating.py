@@ -62,8 +62,7 @@ def refine_dates(
     year-on-year anomaly where the year before is known (``year_before`` supplies it for the
     series' first year), and a region whose anomaly does not stay at least
     :data:`MIN_LASTING_ANOMALY` after its break is no change (its pixels keep the previous map).
-    On cropland the labels' date stands where the anomaly cannot date a region, and a fragment
-    takes the date of the large region it borders (:func:`borrowed_dates`).
+    A fragment takes the date of the large region it borders (:func:`borrowed_dates`).
 
     Args:
         result: The year's result from :func:`eo_tasks.maps.annual_maps.next_year_map`.
@@ -111,10 +110,7 @@ def refine_dates(
                 landscape = landscape_anomaly(*reference, per_year)
                 if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
                     neighbours = reference[0]
-        seasonal = platform and old_class == CROPLAND  # its features' largest jumps are sowing and harvest
-        found = region_evidence(
-            series, before, per_year, flip_end, window, platform, landscape, neighbours, not seasonal
-        )
+        found = region_evidence(series, before, per_year, flip_end, window, platform, landscape, neighbours)
         evidence.append(found)
         composite[box][where] = found.composite
         if found.anomaly_dated:

@@ -22,11 +22,13 @@ from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import MIN_RUN, analyse_sequences
 from eo_tasks.maps.dating import (
     MIN_LASTING_ANOMALY,
+    break_composite,
     despiked,
     first_lasting_departure,
     first_lasting_shift,
     lasting_break,
     region_evidence,
+    seasonal_jump,
     year_on_year,
 )
 from eo_tasks.maps.region_dating import FRAGMENT_PX, borrowed_dates, dating_regions, refine_dates
@@ -222,19 +224,23 @@ def test_regions_are_split_by_their_labels_dates_under_platform_rules() -> None:
     assert regions[2, 2] != regions[2, 8]
 
 
-def test_on_cropland_the_labels_date_stands_where_the_anomaly_cannot_date_a_change() -> None:
-    # Rapeseed (green from composite 0 to 15) the year before, barley (4 to 11) in the series'
-    # first year: the rotation's anomaly is 1 to 2 all season. The field is built on after the
-    # harvest, at 18 (stage one, 1.0; buildings, 2.0, from the next year), an anomaly no larger
-    # than the rotation's. The labels flipped at 18 (flip_end 25 = 18 + 15 // 2).
+def test_where_the_features_break_at_the_season_the_labels_date_stands() -> None:
+    # Wheat (green from composite 8 to 13) the year before, barley (4 to 11) in the series' first
+    # year: the rotation's anomaly is 1 to 3 all season. The field is built on after the harvest,
+    # at 18 (stage one, 1.0; buildings, 2.0, from the next year), an anomaly no larger than the
+    # rotation's. The features' largest jump in the window is barley's harvest at 12, and wheat
+    # was harvested at 14 the year before: the season. The labels flipped at 18 (flip_end 25).
     t = np.arange(2 * PER_YEAR) % PER_YEAR
-    before = np.where(t[:PER_YEAR] < 16, 2.0, 0.0)[:, None]
+    wheat = np.where((t[:PER_YEAR] >= 8) & (t[:PER_YEAR] < 14), 2.0, 0.0)[:, None]
     series = np.where((t >= 4) & (t < 12), 3.0, 0.0)[:, None]
     series[18:PER_YEAR], series[PER_YEAR:] = 1.0, 2.0
-    on_features = region_evidence(series, before, PER_YEAR, 25, 15, True)
-    assert not on_features.anomaly_dated and on_features.composite == 12  # the harvest
-    on_labels = region_evidence(series, before, PER_YEAR, 25, 15, True, date_on_features=False)
-    assert not on_labels.anomaly_dated and on_labels.composite == 18
+    assert break_composite(series, 11, 25) == 12 and seasonal_jump(series, wheat, PER_YEAR, 12)
+    found = region_evidence(series, wheat, PER_YEAR, 25, 15, True)
+    assert not found.anomaly_dated and found.composite == 18
+    assert region_evidence(series, wheat, PER_YEAR, 25, 15, False).composite == 12  # published rules
+    # no year before (a reservoir filled in the series' first year): the features' break stands
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    assert not seasonal_jump(series, unknown, PER_YEAR, 12)
 
 
 def test_a_fragment_takes_the_date_of_the_large_region_it_borders() -> None:
