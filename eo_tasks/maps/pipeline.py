@@ -27,7 +27,7 @@ from eo_tasks.core.errors import CatalogError
 from eo_tasks.maps import annual_maps, confirmation, region_dating, spectral_changes
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
-from eo_tasks.maps.review import Review, apply_review, polygon_mask
+from eo_tasks.maps.review import Review, apply_review, polygon_numbers
 from eo_tasks.models import read_card
 from eo_tasks.store.maps import YEAR_LOCK_WAIT_S, map_cog_path, pending_changes, year_lock
 from eo_tasks.store.models import approved_model
@@ -273,12 +273,16 @@ def _last_changes(
 ) -> tuple[confirmation.LastChanges, list[int]]:
     """The unreviewed changes of ``year`` where its stored map holds them, and their ids."""
     rows = pending_changes(conn, config.name, year, config.grid.epsg)
-    regions = np.zeros(previous.shape, np.int32)
-    from_class, days = previous.copy(), np.zeros(previous.shape, np.int64)
-    for number, row in enumerate(rows, 1):
-        where = polygon_mask(row["wkt"], config.grid) & (previous == row["to_class"]) & (regions == 0)
-        regions[where], from_class[where] = number, row["from_class"]
-        days[where] = (row["change_date"] - annual_maps.EPOCH).days
+    numbers = polygon_numbers([row["wkt"] for row in rows], config.grid)
+    epoch = annual_maps.EPOCH
+    table = np.array(  # per change number (row 0: outside all): to, from, date
+        [(-1, 0, 0), *((r["to_class"], r["from_class"], (r["change_date"] - epoch).days) for r in rows)],
+        np.int64,
+    )
+    held = (numbers > 0) & (previous == table[numbers, 0])  # where the stored map still holds it
+    regions = np.where(held, numbers, 0).astype(np.int32)
+    from_class = np.where(held, table[numbers, 1], previous).astype(previous.dtype)
+    days = np.where(held, table[numbers, 2], 0)
     return confirmation.LastChanges(regions, from_class, days), [int(row["id"]) for row in rows]
 
 

@@ -20,6 +20,7 @@ itself failed, the files would be ahead of the rows until the next review or re-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,21 +106,38 @@ def read_class_map(path: str) -> tuple[np.ndarray, GridSpec]:
 
 def polygon_mask(wkt: str, grid: GridSpec) -> np.ndarray:
     """Pixels of ``grid`` whose centre lies inside the polygon (WKT in the grid's CRS)."""
+    return polygon_numbers([wkt], grid) > 0
+
+
+def polygon_numbers(wkts: Sequence[str], grid: GridSpec) -> np.ndarray:
+    """Each pixel of ``grid`` numbered by the polygon its centre lies in, in one rasterization.
+
+    Args:
+        wkts: Polygons (WKT in the grid's CRS).
+        grid: The grid.
+
+    Returns:
+        ``(rows, cols)`` int32: 1 + the polygon's index in ``wkts``, 0 outside all of them; where
+        polygons overlap, the first one's.
+    """
     from osgeo import gdal, ogr, osr
 
     rows, cols = grid.shape
-    raster = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Byte)
+    raster = gdal.GetDriverByName("MEM").Create("", cols, rows, 1, gdal.GDT_Int32)
     raster.SetGeoTransform(grid.geotransform)
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(grid.epsg)
     raster.SetProjection(srs.ExportToWkt())
     source = ogr.GetDriverByName("Memory").CreateDataSource("")
-    layer = source.CreateLayer("change", srs)
-    feature = ogr.Feature(layer.GetLayerDefn())
-    feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
-    layer.CreateFeature(feature)
-    gdal.RasterizeLayer(raster, [1], layer, burn_values=[1])
-    return np.asarray(raster.GetRasterBand(1).ReadAsArray()).astype(bool)
+    layer = source.CreateLayer("polygons", srs)
+    layer.CreateField(ogr.FieldDefn("number", ogr.OFTInteger))
+    for number in range(len(wkts), 0, -1):  # burnt in order, so the first one is burnt last
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("number", number)
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkts[number - 1]))
+        layer.CreateFeature(feature)
+    gdal.RasterizeLayer(raster, [1], layer, options=["ATTRIBUTE=number"])
+    return np.asarray(raster.GetRasterBand(1).ReadAsArray(), dtype=np.int32)
 
 
 def held_class(status: str, row: dict[str, Any], year: int) -> int:

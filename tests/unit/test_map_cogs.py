@@ -89,3 +89,20 @@ def test_the_change_cog_names_the_classes_before_and_after(tmp_path: Path) -> No
     renderer = ET.parse(qml_path(cog)).getroot().find("pipe/rasterrenderer")
     assert renderer is not None and renderer.get("band") == "3"
     assert next(renderer.iter("paletteEntry")).get("label") == "→ Artificial surfaces"
+
+
+def test_polygons_are_numbered_in_one_rasterization_the_first_winning_where_they_overlap() -> None:
+    from eo_tasks.maps.review import polygon_mask, polygon_numbers
+
+    grid = GridSpec(epsg=32632, bounds=(0.0, 0.0, 100.0, 100.0), resolution=10.0)  # 10 x 10, row 0 north
+
+    def square(x0: float, y0: float, x1: float, y1: float) -> str:
+        return f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
+
+    first, second = square(0, 60, 40, 100), square(20, 40, 60, 80)  # overlapping on 20-40 x 60-80
+    numbers = polygon_numbers([first, second], grid)
+    assert numbers.dtype == np.int32 and numbers.shape == (10, 10)
+    assert (numbers == 1).sum() == 16 and (numbers == 2).sum() == 16 - 4
+    assert numbers[3, 2] == 1 and numbers[3, 4] == 2 and numbers[9, 9] == 0  # the overlap is the first's
+    assert polygon_mask(second, grid).sum() == 16  # alone, all of it
+    assert not polygon_numbers([], grid).any()
