@@ -55,11 +55,13 @@ TARGETS = {
 RULE_SETS = {"method": "platform", "published_rules": "published"}
 
 
-def load_scenarios(names: list[str] | None, size: int | None) -> list[tuple[str, str, dict[str, Any]]]:
+def load_scenarios(
+    names: list[str] | None, size: int | None, folder: Path = SCENARIOS
+) -> list[tuple[str, str, dict[str, Any]]]:
     """``(name, description, simulator settings)`` of the chosen scenario files (all by default)."""
-    files = sorted(SCENARIOS.glob("*.yaml"))
+    files = sorted(folder.glob("*.yaml"))
     if names:
-        files = [SCENARIOS / f"{n}.yaml" for n in names]
+        files = [folder / f"{n}.yaml" for n in names]
     chosen = []
     for path in files:
         data = yaml.safe_load(path.read_text())
@@ -191,12 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="+", help="scenario names (default: every file in scenarios/)")
     parser.add_argument("--size", type=int, help="override every scenario's AOI width and height (pixels)")
     parser.add_argument(
+        "--scenario-dir", type=Path, default=SCENARIOS, help="folder of scenario files (default: scenarios/)"
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path(".run/bench/accuracy"), help="cache of stage outputs"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/accuracy.json"))
     args = parser.parse_args(argv)
     started = time.monotonic()
-    results = [run_scenario(n, d, s, args.work) for n, d, s in load_scenarios(args.scenarios, args.size)]
+    results = [
+        run_scenario(n, d, s, args.work)
+        for n, d, s in load_scenarios(args.scenarios, args.size, args.scenario_dir)
+    ]
     document = {
         "machine": describe_machine(),
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
