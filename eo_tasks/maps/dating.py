@@ -12,7 +12,9 @@ searched for the break:
   ground's usual variation for good (:func:`first_lasting_departure`), else a two-level fit
   (:func:`lasting_break`). Where no year before is known (the series' first year), the region is
   compared with the unchanged ground of its old class around it that was most like it before
-  (:func:`first_lasting_shift`); the features' break remains where neither is known.
+  (:func:`first_lasting_shift`); the features' break remains where neither dates it, unless
+  the region made such a jump a year earlier too (:func:`seasonal_jump`: a harvest), when the
+  labels' own date stands.
   The anomaly of the stable ground of the region's old class around it (:func:`landscape_anomaly`)
   is taken off first: a drought, a wet spring or a snow year moves all of that ground alike, and
   is neither the date nor the evidence of a change.
