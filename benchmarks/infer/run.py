@@ -59,6 +59,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +200,6 @@ def one_thread(label: Labeller) -> Labeller:
 
 def variants(backend: str, directory: Path, batch_sizes: list[int]) -> tuple[dict[str, Labeller], Any]:
     """The labelling variants compared for one model, and the ``Predictor`` of the platform path."""
-    from functools import partial
-
     from eo_tasks.maps.infer import sliding_window_labels
     from eo_tasks.models import Predictor, load_model
 
@@ -417,15 +416,24 @@ def _timed(function: Callable[[], Any], repeats: int) -> list[float]:
     return seconds
 
 
+def _postprocessing_runs(
+    labels: np.ndarray, initial: np.ndarray, params: Any, repeats: int
+) -> dict[str, list[float]]:
+    """Seconds of each post-processing step over ``labels`` (``repeats`` rounds each)."""
+    from eo_tasks.maps.changes import _mode_where, analyse_sequences, median_filter, step_response
+
+    return {
+        "analyse_sequences": _timed(lambda: analyse_sequences(labels, initial, params), repeats),
+        "median_filter": _timed(lambda: median_filter(labels, params.median), repeats),
+        "step_response": _timed(lambda: step_response(labels != initial[None, :], params.half), repeats),
+        # the to-class vote: one pass over the sequences per integer up to the largest class code
+        "mode_where": _timed(lambda: _mode_where(labels, labels != initial[None, :]), repeats),
+    }
+
+
 def measure_postprocessing(args: argparse.Namespace) -> dict[str, Any]:
     from eo_tasks.core.aoi_sections import ChangeParams
-    from eo_tasks.maps.changes import (
-        _mode_where,
-        analyse_sequences,
-        drop_small_regions,
-        median_filter,
-        step_response,
-    )
+    from eo_tasks.maps.changes import analyse_sequences, drop_small_regions
 
     params = ChangeParams()
     steps, pixels = args.steps, args.post_pixels
@@ -435,22 +443,7 @@ def measure_postprocessing(args: argparse.Namespace) -> dict[str, Any]:
     for dtype in (np.int64, np.uint8):
         labels, initial = synthetic_sequences(steps, pixels, dtype)
         name = np.dtype(dtype).name
-        runs = {
-            "analyse_sequences": _timed(
-                lambda labels=labels, initial=initial: analyse_sequences(labels, initial, params),
-                args.repeats,
-            ),
-            "median_filter": _timed(lambda labels=labels: median_filter(labels, params.median), args.repeats),
-            "step_response": _timed(
-                lambda labels=labels, initial=initial: step_response(labels != initial[None, :], params.half),
-                args.repeats,
-            ),
-            # the to-class vote: one pass over the sequences per integer up to the largest class code
-            "mode_where": _timed(
-                lambda labels=labels, initial=initial: _mode_where(labels, labels != initial[None, :]),
-                args.repeats,
-            ),
-        }
+        runs = _postprocessing_runs(labels, initial, params, args.repeats)
         changed = analyse_sequences(labels, initial, params).changed
         result[f"labels_{name}"] = {
             "pixel_steps_per_s": {k: _summary([steps * pixels / s for s in v]) for k, v in runs.items()},

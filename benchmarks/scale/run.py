@@ -161,7 +161,7 @@ def stage_read_labels(size: int, work: Path) -> dict[str, Any]:
 
 
 def stage_analysis(size: int, work: Path) -> dict[str, Any]:
-    from eo_tasks.core.aoi import ChangeParams
+    from eo_tasks.core.aoi_sections import ChangeParams
     from eo_tasks.maps.annual_maps import next_year_map, read_labels
 
     previous = np.load(work / "previous.npy")
@@ -468,8 +468,9 @@ def main() -> None:
                     continue
                 if stage not in ("cube", "infer_device") and not (work / "labels").exists():
                     make_labels(size, work)
-                if STAGES[stage][1] is not None:
-                    STAGES[stage][1](size, work)
+                prepare = STAGES[stage][1]
+                if prepare is not None:
+                    prepare(size, work)
                 run = run_child(stage, size, work)
                 results[stage]["runs"][str(size)] = run
                 figures = f"{run['seconds']:8.2f} s, +{run['added_rss_mb']:7.1f} MiB"

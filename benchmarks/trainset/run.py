@@ -184,7 +184,7 @@ def run_config(
     multi = build_multiyear(aoi, cubes, paths, config)
     seconds = time.monotonic() - t0
     splits = block_splits(
-        truth.reference.shape,
+        (truth.reference.shape[0], truth.reference.shape[1]),
         config.split_block_px,
         config.split_fractions,
         config.split_buffer_px,
@@ -293,7 +293,7 @@ def main() -> None:
             "wrong_label_share_after": figures["wrong_label_share_after"],
         }
 
-    result = {
+    result: dict[str, Any] = {
         "what": "training sets from the reference map + per-year random forest, on the simulator's archive",
         "scenario": {
             "size_px": args.size,
