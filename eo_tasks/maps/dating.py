@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eo_tasks.core.stats import nan_median
 from eo_tasks.maps.spectra import similar_neighbours
 
 BREAK_HALF = 2  # composites on each side of a candidate break
@@ -66,10 +67,8 @@ def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF
 
 def _jump(series: np.ndarray, c: int, half: int = BREAK_HALF) -> float:
     """The distance between the medians of the ``half`` composites from ``c`` on and the ``half`` before."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: unobserved composites
-        after, before = np.nanmedian(series[c : c + half], 0), np.nanmedian(series[max(0, c - half) : c], 0)
-    return float(np.linalg.norm(after - before))
+    after, before = nan_median(series[c : c + half]), nan_median(series[max(0, c - half) : c])
+    return float(np.linalg.norm(after - before))  # NaN where either side was never observed
 
 
 def seasonal_jump(series: np.ndarray, before: np.ndarray, per_year: int, c: int, reach: int = 2) -> bool:

@@ -8,12 +8,12 @@ a snow year did to all of it, which the dating takes off the region's anomaly.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from eo_tasks.core.cube import Cube
+from eo_tasks.core.stats import nan_median
 
 # The stable ground a region's anomaly is measured against: its old class, unchanged, this close.
 REFERENCE_PAD_PX = 32
@@ -30,10 +30,7 @@ def region_series(
     include_indices: bool,
 ) -> np.ndarray:
     """``(composites, features)`` median scaled features of the pixels ``where`` inside ``box``."""
-    features = pixel_series(cubes, box, where, scale, include_indices)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # composites no pixel of the region observed
-        return np.asarray(np.nanmedian(features, axis=0))
+    return nan_median(pixel_series(cubes, box, where, scale, include_indices))
 
 
 def reference_box(box: tuple[slice, slice], shape: tuple[int, ...]) -> tuple[slice, slice]:
@@ -109,10 +106,8 @@ def landscape_anomaly(series: np.ndarray, before: np.ndarray, per_year: int) -> 
         index = np.arange(max(0, lag - per_year), n)
         difference = series[:, index] - full[:, index + per_year - lag]
         enough = np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # composites no pair observed
-            median = np.nanmedian(difference[:, enough], axis=0)
-            spread = np.nanmedian(np.abs(difference[:, enough] - median), axis=0)
+        median = nan_median(difference[:, enough])
+        spread = nan_median(np.abs(difference[:, enough] - median))
         out[k, index[enough]] = np.where(np.abs(median) > spread, median, 0.0)
     return out
 
@@ -126,16 +121,14 @@ def similar_neighbours(pixels: np.ndarray, series: np.ndarray, span: slice) -> n
     that observed under half of them; None when fewer than :data:`MIN_SIMILAR_PIXELS` were
     compared.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels or composites never observed
-        distance = np.nanmedian(np.linalg.norm(pixels[:, span] - series[None, span], axis=2), axis=1)
-        known = np.isfinite(distance)
-        if int(known.sum()) < MIN_SIMILAR_PIXELS:
-            return None
-        nearest = pixels[known & (distance <= np.nanpercentile(distance, 20))]
-        median = np.nanmedian(nearest, axis=0)
+    distance = nan_median(np.linalg.norm(pixels[:, span] - series[None, span], axis=2).T)
+    known = np.isfinite(distance)
+    if int(known.sum()) < MIN_SIMILAR_PIXELS:
+        return None
+    nearest = pixels[known & (distance <= np.percentile(distance[known], 20))]
+    median = nan_median(nearest)
     median[np.isfinite(nearest[..., 0]).mean(axis=0) < 0.5] = np.nan
-    return np.asarray(median)
+    return median
 
 
 def pixel_series(

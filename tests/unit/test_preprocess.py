@@ -160,7 +160,7 @@ def test_blocks_tile_the_grid_exactly() -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_nan_median_matches_numpy(n: int) -> None:
-    from eo_tasks.preprocess.composite import nan_median
+    from eo_tasks.core.stats import nan_median
 
     rng = np.random.default_rng(n)
     stack = rng.normal(size=(n, 50, 3)).astype(np.float32)
