@@ -14,7 +14,7 @@ import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import CLASS_BY_NAME
-from eo_tasks.core.cube import Cube
+from eo_tasks.core.cube import Cube, cached_reads
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
 from eo_tasks.maps.spectra import landscape_anomaly, reference_box, reference_pixels, region_series
@@ -76,6 +76,19 @@ def refine_dates(
         The result with refined dates (and, with platform rules, without passing flips), and
         the evidence of every region found.
     """
+    with cached_reads([*cubes, *([year_before] if year_before else [])]) as opened:
+        before_cube = opened[len(cubes)] if year_before else None
+        return _refine_dates(result, opened[: len(cubes)], scale, include_indices, params, before_cube)
+
+
+def _refine_dates(
+    result: YearResult,
+    cubes: Sequence[Cube],
+    scale: np.ndarray,
+    include_indices: bool,
+    params: ChangeParams,
+    year_before: Cube | None,
+) -> tuple[YearResult, list[RegionEvidence]]:
     from scipy import ndimage
 
     platform = params.rules == "platform"

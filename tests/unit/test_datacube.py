@@ -16,7 +16,7 @@ import pytest
 
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.calendar import Calendar
-from eo_tasks.core.cube import Cube, from_int16, to_int16
+from eo_tasks.core.cube import Cube, cached_reads, from_int16, to_int16
 from eo_tasks.core.scenes import SceneInput
 from eo_tasks.preprocess.datacube import CubeSpec, build_cube
 from tests.conftest import REPO
@@ -58,6 +58,26 @@ def test_int16_storage_round_trips() -> None:
     values = np.array([np.nan, -0.2, 0.0, 0.12345, 1.5], dtype=np.float32)
     back = from_int16(to_int16(values))
     np.testing.assert_allclose(back, [np.nan, -0.2, 0.0, 0.1234, 1.5], atol=1e-4)
+
+
+def test_cached_reads_give_every_window_as_a_plain_read(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    reflectance = rng.uniform(0, 0.5, (6, 40, 40, 3)).astype(np.float32)
+    reflectance[:, 5:9, 5:9] = np.nan  # never observed there
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f.create_dataset("reflectance", data=to_int16(reflectance), chunks=(6, 16, 16, 3), compression="gzip")
+        f.create_dataset("valid", data=np.isfinite(reflectance[..., 0]).astype(np.uint8), chunks=(6, 16, 16))
+        f.create_dataset("dates", data=[f"2021-01-{d:02d}".encode() for d in range(1, 7)])
+        f.attrs.update(
+            epsg=32632, geotransform=(0.0, 10.0, 0.0, 400.0, 0.0, -10.0), band_names=["B", "G", "R"]
+        )
+    cube = Cube.open(tmp_path / "c.h5")
+    windows = [(slice(0, 10), slice(3, 12)), (slice(14, 40), slice(0, 20)), (slice(0, 10), slice(3, 12))]
+    with cached_reads([cube], cache_mb=1) as (opened,):
+        assert opened.shape == cube.shape and opened.dates == cube.dates
+        for rows, cols in windows:
+            for cached, plain in zip(opened.read(rows, cols), cube.read(rows, cols), strict=True):
+                np.testing.assert_array_equal(cached, plain)
 
 
 def test_cube_layout(archive: Path, tmp_path: Path) -> None:
