@@ -438,7 +438,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[256, 512, 1024, 2048])
     parser.add_argument("--cube-sizes", type=int, nargs="*", default=[256, 512, 1024])
-    parser.add_argument("--dating-sizes", type=int, nargs="*", default=[256, 512, 1024])
+    parser.add_argument("--dating-sizes", type=int, nargs="*", default=[256, 512, 1024, 2048])
     parser.add_argument("--infer-sizes", type=int, nargs="*", default=[32])
     parser.add_argument("--stages", nargs="+", default=list(STAGES))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))

@@ -89,7 +89,7 @@ class _OpenCube(Cube):
 
 
 @contextmanager
-def cached_reads(cubes: Sequence[Cube], cache_mb: int = 256) -> Iterator[list[Cube]]:
+def cached_reads(cubes: Sequence[Cube], cache_mb: int) -> Iterator[list[Cube]]:
     """The cubes, each read through one open file with a chunk cache of ``cache_mb`` per dataset.
 
     For many small reads one after another (change regions in raster order, each with the ground

@@ -24,6 +24,10 @@ CROPLAND = CLASS_BY_NAME["cropland"].code
 # pixels of it (:func:`borrowed_dates`).
 FRAGMENT_PX = 20
 FRAGMENT_REACH_PX = 2
+# Regions are dated block by block of this many pixels, so the cube chunks around a block (a
+# 256-px block and its 32-px margins: 36 chunks of 64 px, about 72 MB a cube) stay in the cache.
+READ_BLOCK_PX = 256
+READ_CACHE_MB = 128
 
 
 def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
@@ -76,7 +80,7 @@ def refine_dates(
         The result with refined dates (and, with platform rules, without passing flips), and
         the evidence of every region found.
     """
-    with cached_reads([*cubes, *([year_before] if year_before else [])]) as opened:
+    with cached_reads([*cubes, *([year_before] if year_before else [])], READ_CACHE_MB) as opened:
         before_cube = opened[len(cubes)] if year_before else None
         return _refine_dates(result, opened[: len(cubes)], scale, include_indices, params, before_cube)
 
@@ -100,9 +104,10 @@ def _refine_dates(
     boxes = ndimage.find_objects(regions)
     old_classes: dict[int, int] = {}
     anomaly_dates: dict[int, int] = {}
-    for index, box in enumerate(boxes, 1):
-        if box is None:
-            continue
+    for index, box in sorted(
+        ((i, b) for i, b in enumerate(boxes, 1) if b is not None),
+        key=lambda item: (item[1][0].start // READ_BLOCK_PX, item[1][1].start // READ_BLOCK_PX),
+    ):  # block by block: the chunks around one block stay in the read cache
         where = regions[box] == index
         series = region_series(cubes, box, where, scale, include_indices)
         n_features = series.shape[1]
