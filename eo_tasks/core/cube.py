@@ -92,7 +92,7 @@ class _OpenCube(Cube):
 def cached_reads(cubes: Sequence[Cube], cache_mb: int) -> Iterator[list[Cube]]:
     """The cubes, each read through one open file with a chunk cache of ``cache_mb`` per dataset.
 
-    For many small reads one after another (change regions in raster order, each with the ground
+    For many small reads one after another (change regions block by block, each with the ground
     around it): a read decompresses every chunk it touches (24 × 64 × 64 px and all bands, about
     2 MB), and HDF5's default cache of 1 MB keeps none of them, so neighbouring regions decompressed
     the same chunks again and again.
