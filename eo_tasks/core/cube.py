@@ -81,7 +81,7 @@ def _read_window(f: Any, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarr
 class _OpenCube(Cube):
     """A cube read through its datasets kept open, whose chunk caches keep recent chunks."""
 
-    datasets: dict[str, Any] | None = None
+    datasets: dict[str, Any]
 
     def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`Cube.read`."""

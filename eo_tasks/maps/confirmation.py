@@ -24,7 +24,7 @@ import numpy as np
 from eo_tasks.core.cube import Cube
 from eo_tasks.maps.annual_maps import EPOCH, YearResult
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, against_the_year_before, nanmedian
-from eo_tasks.maps.spectra import region_series
+from eo_tasks.maps.spectra import region_series_and_before
 
 MIN_REVERTED_SHARE = 0.5  # of a change's pixels the next year turns back, for it to be withdrawn
 DAYS_TO_CONFIRM = 366  # a year (leap day included): a turn back later than this is a change of its own
@@ -129,12 +129,8 @@ def ground_returned(
     box = ndimage.find_objects(where.astype(np.int32))[0]
     if box is None or changed_at < 0 or returned_at < changed_at:
         return False
-    series = region_series(cubes, box, where[box], scale, include_indices)
+    series, before = region_series_and_before(cubes, year_before, box, where[box], scale, include_indices)
     per_year = cubes[-1].shape[0]
-    if year_before is None:
-        before = np.full((per_year, series.shape[1]), np.nan, np.float32)
-    else:
-        before = region_series([year_before], box, where[box], scale, include_indices)
     anomaly = against_the_year_before(series, before, per_year, changed_at)[returned_at - changed_at :]
     return bool(nanmedian(np.linalg.norm(anomaly, axis=1)) < MIN_LASTING_ANOMALY)
 

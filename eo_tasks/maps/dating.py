@@ -185,9 +185,7 @@ def first_lasting_shift(difference: np.ndarray, lo: int, hi: int, lookback: int)
     steady = difference[max(0, lo - lookback) : lo]
     if not np.isfinite(steady[:, 0]).any():
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        norms = despiked(np.linalg.norm(difference - np.nanmedian(steady, axis=0), axis=1))
+    norms = despiked(np.linalg.norm(difference - nan_median(steady), axis=1))
     usual = nanmedian(norms[max(0, lo - lookback) : lo])
     return _first_for_good(norms, lo, hi, usual, lambda c: norms[c:])
 

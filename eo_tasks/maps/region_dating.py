@@ -17,7 +17,12 @@ from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.cube import Cube, cached_reads
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
-from eo_tasks.maps.spectra import landscape_anomaly, reference_box, reference_pixels, region_series
+from eo_tasks.maps.spectra import (
+    landscape_anomaly,
+    reference_box,
+    reference_pixels,
+    region_series_and_before,
+)
 
 CROPLAND = CLASS_BY_NAME["cropland"].code
 # A change region of fewer pixels is a fragment, dated with a large region within FRAGMENT_REACH_PX
@@ -109,12 +114,7 @@ def _refine_dates(
         key=lambda item: (item[1][0].start // READ_BLOCK_PX, item[1][1].start // READ_BLOCK_PX),
     ):  # block by block: the chunks around one block stay in the read cache
         where = regions[box] == index
-        series = region_series(cubes, box, where, scale, include_indices)
-        n_features = series.shape[1]
-        if year_before is not None:
-            before = region_series([year_before], box, where, scale, include_indices)
-        else:
-            before = np.full((per_year, n_features), np.nan, np.float32)
+        series, before = region_series_and_before(cubes, year_before, box, where, scale, include_indices)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         landscape = neighbours = None
         old_class = old_classes[index] = int(

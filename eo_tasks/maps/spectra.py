@@ -33,6 +33,21 @@ def region_series(
     return nan_median(pixel_series(cubes, box, where, scale, include_indices))
 
 
+def region_series_and_before(
+    cubes: Sequence[Cube],
+    year_before: Cube | None,
+    box: tuple[slice, slice],
+    where: np.ndarray,
+    scale: np.ndarray,
+    include_indices: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`region_series` over the cubes, and over the year before them (NaN where there is none)."""
+    series = region_series(cubes, box, where, scale, include_indices)
+    if year_before is None:
+        return series, np.full((cubes[-1].shape[0], series.shape[1]), np.nan, np.float32)
+    return series, region_series([year_before], box, where, scale, include_indices)
+
+
 def reference_box(box: tuple[slice, slice], shape: tuple[int, ...]) -> tuple[slice, slice]:
     """A region's bounding box widened by :data:`REFERENCE_PAD_PX` (inside a grid of ``shape``)."""
     return (
