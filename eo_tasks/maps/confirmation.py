@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from eo_tasks.core.cube import Cube
+from eo_tasks.core.stats import nan_median
 from eo_tasks.maps.annual_maps import EPOCH, YearResult
-from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, against_the_year_before, nanmedian
+from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, against_the_year_before
 from eo_tasks.maps.spectra import region_series_and_before
 
 MIN_REVERTED_SHARE = 0.5  # of a change's pixels the next year turns back, for it to be withdrawn
@@ -132,7 +133,7 @@ def ground_returned(
     series, before = region_series_and_before(cubes, year_before, box, where[box], scale, include_indices)
     per_year = cubes[-1].shape[0]
     anomaly = against_the_year_before(series, before, per_year, changed_at)[returned_at - changed_at :]
-    return bool(nanmedian(np.linalg.norm(anomaly, axis=1)) < MIN_LASTING_ANOMALY)
+    return bool(nan_median(np.linalg.norm(anomaly, axis=1)) < MIN_LASTING_ANOMALY)
 
 
 def second_year_check(

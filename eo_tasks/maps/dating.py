@@ -28,7 +28,6 @@ chosen on the accuracy suite (README, *Accuracy on landscapes it was not tuned o
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,13 +89,6 @@ def seasonal_jump(series: np.ndarray, before: np.ndarray, per_year: int, c: int,
     jump = _jump(full, at)
     earlier = (_jump(full, k) for k in range(max(1, c - reach), c + reach + 1))
     return any(e >= 0.5 * jump for e in earlier)  # NaN compares False
-
-
-def nanmedian(values: np.ndarray) -> float:
-    """The median of the finite values; NaN when there are none."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: unobserved or unknown
-        return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
 
 
 def gap_middle(norms: np.ndarray, first_seen: int, lo: int) -> int:
@@ -162,7 +154,7 @@ def first_lasting_departure(
     def since(c: int) -> np.ndarray:
         return np.linalg.norm(against_the_year_before(series, before, per_year, c, landscape), axis=1)
 
-    return _first_for_good(norms, lo, hi, nanmedian(usual), since)
+    return _first_for_good(norms, lo, hi, float(nan_median(usual)), since)
 
 
 def first_lasting_shift(difference: np.ndarray, lo: int, hi: int, lookback: int) -> int | None:
@@ -186,7 +178,7 @@ def first_lasting_shift(difference: np.ndarray, lo: int, hi: int, lookback: int)
     if not np.isfinite(steady[:, 0]).any():
         return None
     norms = despiked(np.linalg.norm(difference - nan_median(steady), axis=1))
-    usual = nanmedian(norms[max(0, lo - lookback) : lo])
+    usual = float(nan_median(norms[max(0, lo - lookback) : lo]))
     return _first_for_good(norms, lo, hi, usual, lambda c: norms[c:])
 
 
@@ -369,7 +361,7 @@ def region_evidence(
             composite = lasting_break(series, before, per_year, lo, hi + window // 2, window, landscape)
         # a step up from the ground as it was; if the anomaly is high from its first known
         # composite, the change came before it was known: the features must date it
-        level_before = nanmedian(norms[max(0, lo - window) : composite])
+        level_before = float(nan_median(norms[max(0, lo - window) : composite]))
         anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite, landscape))
     elif use_anomaly and neighbours is not None:
         similar = similar_neighbours(neighbours, series, slice(max(0, lo - window), lo))
@@ -391,4 +383,4 @@ def _lasting(
 ) -> float:
     """The median anomaly from ``start`` to the series' end, against the year before ``start``."""
     anomaly = against_the_year_before(series, before, per_year, start, landscape)
-    return nanmedian(np.linalg.norm(anomaly, axis=1))
+    return float(nan_median(np.linalg.norm(anomaly, axis=1)))

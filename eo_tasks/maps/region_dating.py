@@ -1,23 +1,27 @@
 """Dating each change region of a year on the cubes, and dropping the flips its ground never made.
 
-The regions are read one by one from the cubes (:mod:`eo_tasks.maps.spectra`), with the year
-before the series and, under platform rules, the unchanged ground of the region's old class around
-it; :func:`eo_tasks.maps.dating.region_evidence` dates each and measures how lasting its change is.
+The regions are dated block by block: each block's window of the cubes (the block, the ground
+around its regions, the year before the series) is read once and held in memory, and each region's
+pixels and, under platform rules, the unchanged ground of its old class around it are taken from it
+(:mod:`eo_tasks.maps.spectra`); :func:`eo_tasks.maps.dating.region_evidence` dates each and
+measures how lasting its change is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import CLASS_BY_NAME
-from eo_tasks.core.cube import Cube, cached_reads
+from eo_tasks.core.cube import Cube, HeldWindow
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
 from eo_tasks.maps.spectra import (
+    REFERENCE_PAD_PX,
     landscape_anomaly,
     reference_box,
     reference_pixels,
@@ -29,10 +33,12 @@ CROPLAND = CLASS_BY_NAME["cropland"].code
 # pixels of it (:func:`borrowed_dates`).
 FRAGMENT_PX = 20
 FRAGMENT_REACH_PX = 2
-# Regions are dated block by block of this many pixels, so the cube chunks around a block (a
-# 256-px block and its 32-px margins: 36 chunks of 64 px, about 72 MB a cube) stay in the cache.
+# Regions are dated block by block of this many pixels (by the corner of their box). A block's
+# window reaches READ_MARGIN_PX past the ground around it, for regions that run out of the block;
+# a region reaching further is read from the cubes. A window of 256 + 2 × (32 + 64) px holds about
+# 100 MB a year of 24 composites and 10 bands.
 READ_BLOCK_PX = 256
-READ_CACHE_MB = 128
+READ_MARGIN_PX = 64
 
 
 def dating_regions(result: YearResult, date_bin: int) -> np.ndarray:
@@ -85,19 +91,6 @@ def refine_dates(
         The result with refined dates (and, with platform rules, without passing flips), and
         the evidence of every region found.
     """
-    with cached_reads([*cubes, *([year_before] if year_before else [])], READ_CACHE_MB) as opened:
-        before_cube = opened[len(cubes)] if year_before else None
-        return _refine_dates(result, opened[: len(cubes)], scale, include_indices, params, before_cube)
-
-
-def _refine_dates(
-    result: YearResult,
-    cubes: Sequence[Cube],
-    scale: np.ndarray,
-    include_indices: bool,
-    params: ChangeParams,
-    year_before: Cube | None,
-) -> tuple[YearResult, list[RegionEvidence]]:
     from scipy import ndimage
 
     platform = params.rules == "platform"
@@ -109,12 +102,9 @@ def _refine_dates(
     boxes = ndimage.find_objects(regions)
     old_classes: dict[int, int] = {}
     anomaly_dates: dict[int, int] = {}
-    for index, box in sorted(
-        ((i, b) for i, b in enumerate(boxes, 1) if b is not None),
-        key=lambda item: (item[1][0].start // READ_BLOCK_PX, item[1][1].start // READ_BLOCK_PX),
-    ):  # block by block: the chunks around one block stay in the read cache
+    for index, box, (held, held_before) in _held_block_by_block(boxes, cubes, year_before):
         where = regions[box] == index
-        series, before = region_series_and_before(cubes, year_before, box, where, scale, include_indices)
+        series, before = region_series_and_before(held, held_before, box, where, scale, include_indices)
         flip_end = int(np.median(result.change_composite[box][where])) + window // 2
         landscape = neighbours = None
         old_class = old_classes[index] = int(
@@ -123,7 +113,7 @@ def _refine_dates(
         if platform:
             around = reference_box(box, result.changed.shape)
             stable = ~result.changed[around] & (result.from_class[around] == old_class)
-            reference = reference_pixels(cubes, year_before, around, stable, scale, include_indices)
+            reference = reference_pixels(held, held_before, around, stable, scale, include_indices)
             if reference is not None:
                 landscape = landscape_anomaly(*reference, per_year)
                 if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
@@ -144,6 +134,44 @@ def _refine_dates(
         result, change_composite=composite, change_days=changed_days(composite, result.changed, dates)
     )
     return without(dated, result.changed & ~changed), evidence
+
+
+def _held_block_by_block(
+    boxes: Sequence[tuple[slice, slice] | None], cubes: Sequence[Cube], year_before: Cube | None
+) -> Iterator[tuple[int, tuple[slice, slice], tuple[list[Cube], Cube | None]]]:
+    """``(region, box, (cubes, year before))`` block by block, the cubes holding the block's window.
+
+    The window is the union of the block's regions' :func:`reference_box`, cut at
+    :data:`READ_MARGIN_PX` beyond the block's own reference box; one window at a time is in memory.
+    """
+    shape = cubes[-1].shape[1:3]
+
+    def block_of(item: tuple[int, tuple[slice, slice]]) -> tuple[int, int]:
+        return item[1][0].start // READ_BLOCK_PX, item[1][1].start // READ_BLOCK_PX
+
+    regions = sorted(((i, b) for i, b in enumerate(boxes, 1) if b is not None), key=block_of)
+    for (block_row, block_col), group in itertools.groupby(regions, key=block_of):
+        in_block = list(group)
+        reach = REFERENCE_PAD_PX + READ_MARGIN_PX
+        window = tuple(
+            slice(
+                max(
+                    0,
+                    k * READ_BLOCK_PX - reach,
+                    min(box[axis].start for _, box in in_block) - REFERENCE_PAD_PX,
+                ),
+                min(
+                    shape[axis],
+                    (k + 1) * READ_BLOCK_PX + reach,
+                    max(box[axis].stop for _, box in in_block) + REFERENCE_PAD_PX,
+                ),
+            )
+            for axis, k in enumerate((block_row, block_col))
+        )
+        held: list[Cube] = [HeldWindow.read_from(cube, *window) for cube in cubes]
+        held_before = HeldWindow.read_from(year_before, *window) if year_before else None
+        for index, box in in_block:
+            yield index, box, (held, held_before)
 
 
 def borrowed_dates(

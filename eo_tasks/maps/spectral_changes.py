@@ -17,7 +17,6 @@ dating and lasting-anomaly check as the label flips (``eo_tasks.maps.dating``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +26,7 @@ from eo_tasks.core.cube import Cube
 from eo_tasks.core.features import cube_grid
 from eo_tasks.core.grid import Block, blocks
 from eo_tasks.core.indices import spectral_indices
+from eo_tasks.core.stats import nan_median
 from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import drop_small_regions
 from eo_tasks.maps.spectra import observed_features
@@ -85,11 +85,7 @@ def _block_candidates(
     start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
     indices = spectral_indices(ref_year.reshape(per_year, -1, len(names)), names)
     after = (np.arange(per_year)[:, None] >= start[None, :]) & (valid_year.reshape(per_year, -1) > 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels never observed after the break
-        ndvi = np.nanmedian(np.where(after, indices["ndvi"], np.nan), axis=0)
-        ndwi = np.nanmedian(np.where(after, indices["ndwi"], np.nan), axis=0)
-        ndsi = np.nanmedian(np.where(after, indices["ndsi"], np.nan), axis=0)
+    ndvi, ndwi, ndsi = (nan_median(np.where(after, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi"))
     to_class = spectral_class(ndvi, ndwi, ndsi)
     found &= (to_class != 0) & (to_class != initial.ravel())
     return found.reshape(shape), (start + per_year).reshape(shape), to_class.reshape(shape)

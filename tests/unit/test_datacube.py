@@ -16,7 +16,7 @@ import pytest
 
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.calendar import Calendar
-from eo_tasks.core.cube import Cube, cached_reads, from_int16, to_int16
+from eo_tasks.core.cube import Cube, HeldWindow, from_int16, to_int16
 from eo_tasks.core.scenes import SceneInput
 from eo_tasks.preprocess.datacube import CubeSpec, build_cube
 from tests.conftest import REPO
@@ -60,7 +60,7 @@ def test_int16_storage_round_trips() -> None:
     np.testing.assert_allclose(back, [np.nan, -0.2, 0.0, 0.1234, 1.5], atol=1e-4)
 
 
-def test_cached_reads_give_every_window_as_a_plain_read(tmp_path: Path) -> None:
+def test_a_held_window_reads_as_the_file_inside_and_outside_it(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     reflectance = rng.uniform(0, 0.5, (6, 40, 40, 3)).astype(np.float32)
     reflectance[:, 5:9, 5:9] = np.nan  # never observed there
@@ -72,12 +72,22 @@ def test_cached_reads_give_every_window_as_a_plain_read(tmp_path: Path) -> None:
             epsg=32632, geotransform=(0.0, 10.0, 0.0, 400.0, 0.0, -10.0), band_names=["B", "G", "R"]
         )
     cube = Cube.open(tmp_path / "c.h5")
-    windows = [(slice(0, 10), slice(3, 12)), (slice(14, 40), slice(0, 20)), (slice(0, 10), slice(3, 12))]
-    with cached_reads([cube], cache_mb=1) as (opened,):
-        assert opened.shape == cube.shape and opened.dates == cube.dates
-        for rows, cols in windows:
-            for cached, plain in zip(opened.read(rows, cols), cube.read(rows, cols), strict=True):
-                np.testing.assert_array_equal(cached, plain)
+    held = HeldWindow.read_from(cube, slice(2, 20), slice(3, 30))
+    assert held.shape == cube.shape and held.dates == cube.dates
+    inside, edge, outside = (
+        (slice(4, 12), slice(3, 12)),
+        (slice(2, 20), slice(3, 30)),
+        (slice(14, 40), slice(0, 20)),
+    )
+    for rows, cols in (inside, edge, outside):
+        for from_window, from_file in zip(held.read(rows, cols), cube.read(rows, cols), strict=True):
+            np.testing.assert_array_equal(from_window, from_file)
+        where = rng.random((rows.stop - rows.start, cols.stop - cols.start)) < 0.3
+        for picked, whole in zip(held.read_pixels(rows, cols, where), cube.read(rows, cols), strict=True):
+            np.testing.assert_array_equal(picked, whole[:, where])
+    held.stored[:] = 0  # the window is what inside reads come from; outside reads go to the file
+    assert not held.read(*inside)[0].any()
+    np.testing.assert_array_equal(held.read(*outside)[0], cube.read(*outside)[0])
 
 
 def test_cube_layout(archive: Path, tmp_path: Path) -> None:
