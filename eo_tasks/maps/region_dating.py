@@ -33,10 +33,10 @@ CROPLAND = CLASS_BY_NAME["cropland"].code
 # pixels of it (:func:`borrowed_dates`).
 FRAGMENT_PX = 20
 FRAGMENT_REACH_PX = 2
-# Regions are dated block by block of this many pixels (by the corner of their box). A block's
-# window reaches READ_MARGIN_PX past the ground around it, for regions that run out of the block;
-# a region reaching further is read from the cubes. A window of 256 + 2 × (32 + 64) px holds about
-# 100 MB a year of 24 composites and 10 bands.
+# Regions are dated block by block of this many pixels (by the corner of their box), from one
+# window of the cubes held in memory; it reaches READ_MARGIN_PX past the block, for regions that run
+# out of it (one reaching further is read from the file). At most 32 + 256 + 64 + 32 = 384 px a
+# side: about 70 MB of int16 a cube of 24 composites and 10 bands.
 READ_BLOCK_PX = 256
 READ_MARGIN_PX = 64
 
@@ -141,35 +141,27 @@ def _held_block_by_block(
 ) -> Iterator[tuple[int, tuple[slice, slice], tuple[list[Cube], Cube | None]]]:
     """``(region, box, (cubes, year before))`` block by block, the cubes holding the block's window.
 
-    The window is the union of the block's regions' :func:`reference_box`, cut at
-    :data:`READ_MARGIN_PX` beyond the block's own reference box; one window at a time is in memory.
+    A region belongs to the block its box starts in. The window is the union of the block's
+    regions' :func:`reference_box`, cut :data:`READ_MARGIN_PX` past the block's far edges plus
+    :data:`REFERENCE_PAD_PX`; one window at a time is in memory.
     """
-    shape = cubes[-1].shape[1:3]
+    size = cubes[-1].shape[1:3]
 
     def block_of(item: tuple[int, tuple[slice, slice]]) -> tuple[int, int]:
         return item[1][0].start // READ_BLOCK_PX, item[1][1].start // READ_BLOCK_PX
 
+    def span(axis: int, in_block: list[tuple[int, tuple[slice, slice]]], block: int) -> slice:
+        far = (block + 1) * READ_BLOCK_PX + READ_MARGIN_PX
+        start = min(box[axis].start for _, box in in_block)
+        stop = max(box[axis].stop for _, box in in_block)
+        return slice(max(0, start - REFERENCE_PAD_PX), min(size[axis], min(far, stop) + REFERENCE_PAD_PX))
+
     regions = sorted(((i, b) for i, b in enumerate(boxes, 1) if b is not None), key=block_of)
-    for (block_row, block_col), group in itertools.groupby(regions, key=block_of):
+    for block, group in itertools.groupby(regions, key=block_of):
         in_block = list(group)
-        reach = REFERENCE_PAD_PX + READ_MARGIN_PX
-        window = tuple(
-            slice(
-                max(
-                    0,
-                    k * READ_BLOCK_PX - reach,
-                    min(box[axis].start for _, box in in_block) - REFERENCE_PAD_PX,
-                ),
-                min(
-                    shape[axis],
-                    (k + 1) * READ_BLOCK_PX + reach,
-                    max(box[axis].stop for _, box in in_block) + REFERENCE_PAD_PX,
-                ),
-            )
-            for axis, k in enumerate((block_row, block_col))
-        )
-        held: list[Cube] = [HeldWindow.read_from(cube, *window) for cube in cubes]
-        held_before = HeldWindow.read_from(year_before, *window) if year_before else None
+        rows, cols = span(0, in_block, block[0]), span(1, in_block, block[1])
+        held: list[Cube] = [HeldWindow.read_from(cube, rows, cols) for cube in cubes]
+        held_before = HeldWindow.read_from(year_before, rows, cols) if year_before else None
         for index, box in in_block:
             yield index, box, (held, held_before)
 
