@@ -10,8 +10,9 @@ the same composite a year earlier, and keeps differing to the end of the series.
 rises at a break and stays above :data:`LASTING_ANOMALY` on at least 70 % of the observed
 composites after it (:data:`MIN_OBSERVED_AFTER` of them at least), after staying below
 :data:`QUIET_ANOMALY` before it. Cropland is left out: a new crop every year is exactly such an
-anomaly. Their new class comes from the spectra (:func:`spectral_class`), since the classifier has
-none, and must differ from the old one; the candidates then pass the same region-size filter,
+anomaly. Their new class comes from the spectra (:func:`spectral_class`: water, bare ground, or
+grassland where trees lost their canopy but the ground stays green), since the classifier has none,
+and must differ from the old one; the candidates then pass the same region-size filter,
 dating and lasting-anomaly check as the label flips (``eo_tasks.maps.dating``).
 """
 
@@ -36,17 +37,35 @@ QUIET_ANOMALY = 1.0
 MIN_OBSERVED_AFTER = 4
 SHARE = 0.7  # of the observed composites after (before) the break that must be high (quiet)
 NOT_CHECKED = (CLASS_BY_NAME["cropland"].code, NODATA_CLASS)
+TREE_COVER, GRASSLAND = CLASS_BY_NAME["tree_cover"].code, CLASS_BY_NAME["grassland"].code
+CANOPY_LOSS_NDVI = 0.1  # lower NDVI than a year earlier: trees that lost their canopy
+MIN_TREES = 50  # other trees in a block that give the landscape's own NDVI loss
 
 
-def spectral_class(ndvi: np.ndarray, ndwi: np.ndarray, ndsi: np.ndarray) -> np.ndarray:
+def spectral_class(
+    ndvi: np.ndarray, ndwi: np.ndarray, ndsi: np.ndarray, old: np.ndarray, canopy_loss: np.ndarray
+) -> np.ndarray:
     """A class for ground the classifier never saw, from its median indices after the change.
 
     Snow (NDSI over 0.4) gets none: it comes and goes with the seasons, and snow is bright in
     green, so it would pass for water below. Water where NDWI is positive; bare ground where
-    NDVI stays under 0.3 (char, soil, rock); 0 (no class: not reported) otherwise.
+    NDVI stays under 0.3 (char, soil, rock). Tree cover that stays green but lost
+    :data:`CANOPY_LOSS_NDVI` or more of its NDVI against the same composites a year earlier is
+    grassland: a storm-felled or cut stand grows grass and herbs first. 0 (no class: not reported)
+    otherwise.
+
+    Args:
+        ndvi: Median NDVI after the break.
+        ndwi: Median NDWI after the break.
+        ndsi: Median NDSI after the break.
+        old: The class before the change.
+        canopy_loss: NDVI lost since the same composites a year earlier, beyond what the other
+            trees lost (:func:`_canopy_loss`; NaN: unknown).
     """
     water, bare = CLASS_BY_NAME["water"].code, CLASS_BY_NAME["bare"].code
-    return np.where(ndsi > 0.4, 0, np.where(ndwi > 0.0, water, np.where(ndvi < 0.3, bare, 0))).astype(
+    felled = (old == TREE_COVER) & (canopy_loss >= CANOPY_LOSS_NDVI)  # NaN compares False
+    vegetated = np.where(felled, GRASSLAND, 0)
+    return np.where(ndsi > 0.4, 0, np.where(ndwi > 0.0, water, np.where(ndvi < 0.3, bare, vegetated))).astype(
         np.uint8
     )
 
@@ -83,12 +102,49 @@ def _block_candidates(
     with np.errstate(invalid="ignore", divide="ignore"):  # composites with nothing seen after or before
         contrast = after_high / after_seen + before_low / before_seen
     start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
+    from_break = np.arange(per_year)[:, None] >= start[None, :]
     indices = spectral_indices(ref_year.reshape(per_year, -1, len(names)), names)
-    after = (np.arange(per_year)[:, None] >= start[None, :]) & (valid_year.reshape(per_year, -1) > 0)
+    after = from_break & (valid_year.reshape(per_year, -1) > 0)
     ndvi, ndwi, ndsi = (nan_median(np.where(after, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi"))
-    to_class = spectral_class(ndvi, ndwi, ndsi)
+    ndvi_now = np.where(valid_year.reshape(per_year, -1) > 0, indices["ndvi"], np.nan)
+    trees = (initial.ravel() == TREE_COVER) & ~found
+    loss = _canopy_loss(ndvi_now, ref_before, valid_before, names, from_break, trees)
+    loss[per_year - start < per_year // 2] = np.nan  # half a year at least: not an early leaf fall
+    to_class = spectral_class(ndvi, ndwi, ndsi, initial.ravel(), loss)
     found &= (to_class != 0) & (to_class != initial.ravel())
     return found.reshape(shape), (start + per_year).reshape(shape), to_class.reshape(shape)
+
+
+def _canopy_loss(
+    ndvi: np.ndarray,
+    ref_before: np.ndarray,
+    valid_before: np.ndarray,
+    names: Sequence[str],
+    from_break: np.ndarray,
+    trees: np.ndarray,
+) -> np.ndarray:
+    """Per pixel, how much NDVI it lost since the same composites a year earlier, beyond the trees'.
+
+    Where the year before is known in both years' composites from the pixel's break on: the median
+    of (NDVI a year earlier − NDVI now), less what the block's other trees lost in that composite
+    (a drought or a snow year takes NDVI from every stand); NaN where nothing is known.
+
+    Args:
+        ndvi: ``(per_year, pixels)`` NDVI of the map year, NaN where unobserved.
+        ref_before: ``(per_year, rows, cols, bands)`` reflectance of the year before.
+        valid_before: ``(per_year, rows, cols)`` whether the year before observed a pixel.
+        names: Band names.
+        from_break: ``(per_year, pixels)`` composites from each pixel's break on.
+        trees: ``(pixels,)`` the block's other trees (tree cover, no candidate).
+    """
+    per_year = ndvi.shape[0]
+    before = spectral_indices(ref_before.reshape(per_year, -1, len(names)), names)["ndvi"]
+    before = np.where(valid_before.reshape(per_year, -1) > 0, before, np.nan)
+    lost = before - ndvi  # NaN where either year is unobserved (ndvi is NaN where unobserved)
+    landscape = np.zeros(per_year, np.float32)
+    if trees.sum() >= MIN_TREES:
+        landscape = np.nan_to_num(nan_median(lost[:, trees].T))  # 0 where no tree was seen twice
+    return nan_median(np.where(from_break, lost - landscape[:, None], np.nan))
 
 
 def lasting_anomaly_candidates(

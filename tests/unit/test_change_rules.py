@@ -395,6 +395,62 @@ def test_a_season_that_comes_back_is_no_candidate(tmp_path: Path) -> None:
     assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), TREE, np.uint8))[0].any()
 
 
+def _thinned_forest_cubes(folder: Path, thinned_from: int) -> list[Cube]:
+    """Three years of a 12 × 12 evergreen forest (NDVI 0.82); from composite ``thinned_from`` of
+    2022 the top-left 6 × 6 is green ground without its canopy (NDVI 0.54)."""
+    names = list(CUBE_BANDS)
+    red, nirs = names.index("red"), [names.index("nir"), names.index("nir08")]
+    reflectance = np.full((3 * PER_YEAR, 12, 12, len(names)), 0.05, np.float32)
+    reflectance[..., red] = 0.03
+    reflectance[..., nirs] = 0.30
+    felled = reflectance[2 * PER_YEAR + thinned_from :, :6, :6]
+    felled[..., red], felled[..., nirs] = 0.06, 0.20
+    reflectance[2 * PER_YEAR + thinned_from :, :6, :6] = felled
+    return [
+        _write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        for k, y in enumerate((2020, 2021, 2022))
+    ]
+
+
+def test_trees_that_lost_their_canopy_for_good_but_stay_green_are_grassland(tmp_path: Path) -> None:
+    from eo_tasks.maps.spectral_changes import lasting_anomaly_candidates
+
+    scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
+    forest = np.full((12, 12), TREE, np.uint8)
+    cubes = _thinned_forest_cubes(tmp_path, thinned_from=6)  # June: half a year and more after it
+    found, composite, to_class = lasting_anomaly_candidates(cubes[1:], scale, False, forest)
+    assert found[:6, :6].all() and found.sum() == 36
+    assert (to_class[:6, :6] == GRASS).all() and set(np.unique(composite[:6, :6])) == {PER_YEAR + 6}
+    # the same from October: a few composites cannot tell it from an early leaf fall
+    (tmp_path / "late").mkdir()
+    late = _thinned_forest_cubes(tmp_path / "late", thinned_from=18)
+    assert not lasting_anomaly_candidates(late[1:], scale, False, forest)[0].any()
+    # grassland that greens less is no felled stand
+    assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), GRASS, np.uint8))[
+        0
+    ].any()
+
+
+def test_canopy_loss_is_what_a_stand_lost_beyond_the_other_trees() -> None:
+    from eo_tasks.maps.spectral_changes import _canopy_loss
+
+    names = list(CUBE_BANDS)
+    red, nir = names.index("red"), names.index("nir")
+    before = np.full((4, 100, len(names)), 0.05, np.float32)
+    before[..., red], before[..., nir] = 0.03, 0.30  # NDVI 0.818 a year earlier, every pixel
+    ndvi = np.full((4, 100), 0.70, np.float32)  # a dry year: every tree lost 0.118
+    ndvi[:, 0] = 0.50  # this one lost 0.2 more
+    ndvi[1, 1] = np.nan  # unobserved now
+    from_break = np.ones((4, 100), bool)
+    from_break[:2, 0] = False  # its break at composite 2
+    trees = np.ones(100, bool)
+    trees[0] = False
+    loss = _canopy_loss(ndvi, before, np.ones((4, 100), bool), names, from_break, trees)
+    np.testing.assert_allclose(loss[[0, 1, 2]], [0.2, 0.0, 0.0], atol=1e-5)
+    alone = _canopy_loss(ndvi, before, np.ones((4, 100), bool), names, from_break, np.zeros(100, bool))
+    np.testing.assert_allclose(alone[0], 0.318, atol=1e-3)  # no other trees to compare: all of it
+
+
 def test_the_first_map_is_the_state_of_the_years_first_window_under_platform_rules() -> None:
     from eo_tasks.maps.annual_maps import LabelSeries, first_year_map
 
