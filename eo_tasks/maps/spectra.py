@@ -118,15 +118,12 @@ def landscape_anomaly(series: np.ndarray, before: np.ndarray, per_year: int) -> 
     out = np.zeros((years, n, series.shape[2]), np.float32)
     for k in range(years):
         lag = (k + 1) * per_year
-        first = max(0, lag - per_year)  # composites first.. of the series against lag earlier
-        difference = series[:, first:] - full[:, first + per_year - lag : n + per_year - lag]
-        enough = np.flatnonzero(np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS)
-        if not enough.size:
-            continue
-        known = difference[:, enough]
-        median = nan_median(known)
-        spread = nan_median(np.abs(known - median))
-        out[k, first + enough] = np.where(np.abs(median) > spread, median, 0.0)
+        index = np.arange(max(0, lag - per_year), n)
+        difference = series[:, index] - full[:, index + per_year - lag]
+        enough = np.isfinite(difference[..., 0]).sum(axis=0) >= MIN_REFERENCE_PIXELS
+        median = nan_median(difference[:, enough])
+        spread = nan_median(np.abs(difference[:, enough] - median))
+        out[k, index[enough]] = np.where(np.abs(median) > spread, median, 0.0)
     return out
 
 
