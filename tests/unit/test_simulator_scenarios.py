@@ -276,7 +276,10 @@ def test_the_scenario_files_cover_every_change_type_twice_and_every_lookalike() 
         "mediterranean_dry",
         "wetland_coast",
     ]
-    assert sorted(f.stem for f in SCENARIOS.glob("*.yaml")) == sorted([*landscapes, "demo_valley"])
+    formerly_held_out = ["alpine_dry_years", "forest_storms", "lowland_mixed", "mediterranean_cloudy"]
+    assert sorted(f.stem for f in SCENARIOS.glob("*.yaml")) == sorted(
+        [*landscapes, "demo_valley", *formerly_held_out]
+    )
     # the demo's own scenario is the reference row: the default config over three years
     demo = ScenarioConfig.from_dict(yaml.safe_load((SCENARIOS / "demo_valley.yaml").read_text())["scenario"])
     assert demo == ScenarioConfig(years=(2021, 2022, 2023))
@@ -298,6 +301,13 @@ def test_the_scenario_files_cover_every_change_type_twice_and_every_lookalike() 
     assert all(planned[name] >= 2 for name in wanted), planned
     assert lookalikes == set(LOOKALIKES)
     assert len({c.seed for c in configs}) == 5
+
+
+def test_every_scenario_file_and_held_out_one_is_a_valid_three_year_scenario_of_its_own_seed() -> None:
+    paths = sorted([*SCENARIOS.glob("*.yaml"), *(SCENARIOS.parent / "held_out").glob("*.yaml")])
+    configs = [ScenarioConfig.from_dict(yaml.safe_load(p.read_text())["scenario"]) for p in paths]
+    assert len(paths) >= 12 and all(len(c.years) == 3 for c in configs)
+    assert len({c.seed for c in configs}) == len(configs)  # a held-out scenario is not a suite one again
     assert any(c.l8_per_year == 0 for c in configs) and any(c.l8_per_year > c.s2_per_year for c in configs)
 
 
