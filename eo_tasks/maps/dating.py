@@ -13,8 +13,9 @@ searched for the break:
   (:func:`lasting_break`). Where no year before is known (the series' first year), the region is
   compared with the unchanged ground of its old class around it that was most like it before
   (:func:`first_lasting_shift`); the features' break remains where neither dates it, unless
-  the region made such a jump a year earlier too (:func:`seasonal_jump`: a harvest), when the
-  labels' own date stands.
+  the region made such a jump a year earlier too (:func:`seasonal_jump`: a harvest), or it is a
+  field turned to bare or built ground with no year before its break (a harvest looks the same),
+  when the labels' own date stands.
   The anomaly of the stable ground of the region's old class around it (:func:`landscape_anomaly`)
   is taken off first: a drought, a wet spring or a snow year moves all of that ground alike, and
   is neither the date nor the evidence of a change.
@@ -331,6 +332,7 @@ def region_evidence(
     use_anomaly: bool,
     landscape: np.ndarray | None = None,
     neighbours: np.ndarray | None = None,
+    like_a_harvest: bool = False,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -347,6 +349,9 @@ def region_evidence(
             (:func:`eo_tasks.maps.spectra.reference_pixels`): where the window's year-on-year
             anomaly is unknown (the series' first year, no year before), the region is dated
             against the most similar of them (:func:`first_lasting_shift`).
+        like_a_harvest: A field whose new ground (bare soil, a building site) a harvest looks like:
+            where the year before its features' break is unknown, nothing tells the two apart,
+            and the labels' own date stands.
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year, landscape)
@@ -372,7 +377,9 @@ def region_evidence(
             composite, anomaly_dated = shift, True
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
-        if use_anomaly and seasonal_jump(series, before, per_year, composite):
+        unknown_year_earlier = composite < per_year and not np.isfinite(before).any()
+        seasonal = seasonal_jump(series, before, per_year, composite)
+        if use_anomaly and (seasonal or (like_a_harvest and unknown_year_earlier)):
             composite = flip_end - window // 2  # the labels' own date (the half-window rule's)
     lasting = _lasting(series, before, per_year, composite, landscape)
     return RegionEvidence(composite, lasting, anomaly_dated)

@@ -29,6 +29,9 @@ from eo_tasks.maps.spectra import (
 )
 
 CROPLAND = CLASS_BY_NAME["cropland"].code
+# New ground on a field that a harvest looks like (bare soil first): dated on the labels where the
+# year before the features' break is unknown (:func:`eo_tasks.maps.dating.region_evidence`).
+HARVEST_LIKE = (CLASS_BY_NAME["artificial"].code, CLASS_BY_NAME["bare"].code)
 # A change region of fewer pixels is a fragment, dated with a large region within FRAGMENT_REACH_PX
 # pixels of it (:func:`borrowed_dates`).
 FRAGMENT_PX = 20
@@ -118,7 +121,11 @@ def refine_dates(
                 landscape = landscape_anomaly(*reference, per_year)
                 if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
                     neighbours = reference[0]
-        found = region_evidence(series, before, per_year, flip_end, window, platform, landscape, neighbours)
+        new_class = int(np.bincount(result.to_class[box][where].astype(np.int64)).argmax())
+        harvest_like = old_class == CROPLAND and new_class in HARVEST_LIKE
+        found = region_evidence(
+            series, before, per_year, flip_end, window, platform, landscape, neighbours, harvest_like
+        )
         evidence.append(found)
         composite[box][where] = found.composite
         if found.anomaly_dated:

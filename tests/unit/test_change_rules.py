@@ -242,6 +242,20 @@ def test_where_the_features_break_at_the_season_the_labels_date_stands() -> None
     # no year before (a reservoir filled in the series' first year): the features' break stands
     unknown = np.full((PER_YEAR, 1), np.nan)
     assert not seasonal_jump(series, unknown, PER_YEAR, 12)
+    assert region_evidence(series, unknown, PER_YEAR, 25, 15, True).composite == 12
+
+
+def test_where_nothing_tells_a_harvest_from_a_building_site_the_labels_date_stands() -> None:
+    # The field above with no year before it (the AOI's first year): its harvest at 12 and the
+    # building site at 18 are both bare ground. A change a harvest looks like (to bare or built
+    # ground) takes the labels' date; one it does not (a reservoir's water) its features' break.
+    t = np.arange(2 * PER_YEAR) % PER_YEAR
+    series = np.where((t >= 4) & (t < 12), 3.0, 0.0)[:, None]
+    series[18:PER_YEAR], series[PER_YEAR:] = 1.0, 2.0
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    assert region_evidence(series, unknown, PER_YEAR, 25, 15, True, like_a_harvest=True).composite == 18
+    assert region_evidence(series, unknown, PER_YEAR, 25, 15, True, like_a_harvest=False).composite == 12
+    assert region_evidence(series, unknown, PER_YEAR, 25, 15, False, like_a_harvest=True).composite == 12
 
 
 def test_a_fragment_takes_the_date_of_the_large_region_it_borders() -> None:
