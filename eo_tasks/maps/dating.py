@@ -378,8 +378,9 @@ def region_evidence(
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
         unknown_year_earlier = composite < per_year and not np.isfinite(before).any()
-        seasonal = seasonal_jump(series, before, per_year, composite)
-        if use_anomaly and (seasonal or (like_a_harvest and unknown_year_earlier)):
+        if use_anomaly and (
+            seasonal_jump(series, before, per_year, composite) or (like_a_harvest and unknown_year_earlier)
+        ):
             composite = flip_end - window // 2  # the labels' own date (the half-window rule's)
     lasting = _lasting(series, before, per_year, composite, landscape)
     return RegionEvidence(composite, lasting, anomaly_dated)

@@ -104,9 +104,10 @@ def _block_candidates(
     start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
     from_break = np.arange(per_year)[:, None] >= start[None, :]
     indices = spectral_indices(ref_year.reshape(per_year, -1, len(names)), names)
-    after = from_break & (valid_year.reshape(per_year, -1) > 0)
+    observed = valid_year.reshape(per_year, -1) > 0
+    after = from_break & observed
     ndvi, ndwi, ndsi = (nan_median(np.where(after, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi"))
-    ndvi_now = np.where(valid_year.reshape(per_year, -1) > 0, indices["ndvi"], np.nan)
+    ndvi_now = np.where(observed, indices["ndvi"], np.nan)
     trees = (initial.ravel() == TREE_COVER) & ~found
     loss = _canopy_loss(ndvi_now, ref_before, valid_before, names, from_break, trees)
     loss[per_year - start < per_year // 2] = np.nan  # half a year at least: not an early leaf fall
