@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
-from eo_tasks.core.classes import NODATA_CLASS
+from eo_tasks.core.classes import CLASS_BY_NAME, NODATA_CLASS
 from eo_tasks.core.errors import ConfigError, IncompleteOutputError, ServiceUnavailableError
 from eo_tasks.core.grid import Block, GridSpec, blocks
 from eo_tasks.maps import versions
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
 EPOCH = dt.date(1970, 1, 1)
+TREE_COVER = CLASS_BY_NAME["tree_cover"].code
 CHUNK_PX = 1 << 16  # pixels analysed at a time: ~40 MB of working memory at 48 positions
 
 
@@ -258,6 +259,19 @@ def without(result: YearResult, drop: np.ndarray) -> YearResult:
         change_days=np.where(changed, result.change_days, 0),
         change_composite=np.where(changed, result.change_composite, -1).astype(np.int32),
     )
+
+
+def without_tree_cover_gains(result: YearResult, ath: int) -> YearResult:
+    """The result without changes *into* tree cover (platform rules), nor regions left under ``ath`` px.
+
+    Trees take years to close a canopy, so a label that flips to tree cover within a window's
+    reach is the classifier's mistake, not new forest: a meadow that stays green through a wet
+    summer after a dry one, shrubs in full leaf, a first map that called young trees shrubland.
+    Gradual gains of tree cover are therefore not reported. The previous year's changes are
+    confirmed first: a stand its labels turn back to within a year is what withdraws a false clearing.
+    """
+    gains = result.changed & (result.to_class == TREE_COVER)
+    return without(result, gains | ~drop_small_regions(result.changed & ~gains, ath))
 
 
 def changed_days(composite: np.ndarray, changed: np.ndarray, dates: Sequence[dt.date]) -> np.ndarray:

@@ -171,7 +171,8 @@ def year_result(
 
     Under platform rules the year then confirms the previous year's changes
     (:mod:`eo_tasks.maps.confirmation`): if it withdraws some, it is analysed again on the previous
-    map without them.
+    map without them. Changes into tree cover are dropped last
+    (:func:`~eo_tasks.maps.annual_maps.without_tree_cover_gains`).
 
     Args:
         series: The inference job's labels.
@@ -190,13 +191,16 @@ def year_result(
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
     result = _next_year(series, previous, cubes, scale, indices, params, year_before)
-    if params.rules != "platform" or last is None:
+    if params.rules != "platform":
         return result, []
-    numbers, mistaken = confirmation.second_year_check(last, result, cubes, year_before, scale, indices)
-    if numbers:
-        previous = confirmation.withdrawn(previous, last, numbers)
-        result = _next_year(series, previous, cubes, scale, indices, params, year_before)
-    return annual_maps.without(result, mistaken & (result.to_class == last.from_class)), numbers
+    numbers: list[int] = []
+    if last is not None:
+        numbers, mistaken = confirmation.second_year_check(last, result, cubes, year_before, scale, indices)
+        if numbers:
+            previous = confirmation.withdrawn(previous, last, numbers)
+            result = _next_year(series, previous, cubes, scale, indices, params, year_before)
+        result = annual_maps.without(result, mistaken & (result.to_class == last.from_class))
+    return annual_maps.without_tree_cover_gains(result, params.ath), numbers
 
 
 def _next_year(

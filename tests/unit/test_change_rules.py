@@ -560,3 +560,20 @@ def test_a_change_turned_back_within_a_year_is_withdrawn_and_a_later_one_is_not(
     undone = without(last_year, field)
     assert not undone.changed[field].any() and (undone.classes[field] == 3).all()
     assert (undone.change_days[field] == 0).all() and undone.changed[lake].all()
+
+
+def test_changes_into_tree_cover_are_dropped_with_what_they_leave_under_ath() -> None:
+    from eo_tasks.maps.annual_maps import without_tree_cover_gains
+
+    grass = np.full((12, 12), GRASS, np.uint8)
+    meadow_read_as_trees, its_edge, quarry = (np.zeros((12, 12), bool) for _ in range(3))
+    meadow_read_as_trees[:5, :5] = True
+    its_edge[5, :3] = True  # read as cropland, joined to the trees' region only
+    quarry[8:, 8:] = True
+    year = _changes(
+        grass, [(meadow_read_as_trees, TREE, 19000), (its_edge, CROP, 19000), (quarry, BARE, 19100)]
+    )
+    kept = without_tree_cover_gains(year, ath=10)
+    assert kept.changed.tolist() == quarry.tolist()
+    assert (kept.classes == np.where(quarry, BARE, GRASS)).all() and (kept.to_class[~quarry] == GRASS).all()
+    assert without_tree_cover_gains(year, ath=3).changed.tolist() == (quarry | its_edge).tolist()
