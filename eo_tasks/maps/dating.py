@@ -14,11 +14,9 @@ searched for the break:
   compared with the unchanged ground of its old class around it that was most like it before
   (:func:`first_lasting_shift`); the features' break remains where neither dates it, unless
   the region made such a jump a year earlier too (:func:`seasonal_jump`: a harvest), or it is a
-  field turned to bare or built ground with no year before its break (a harvest looks the same),
-  when the labels' own date stands.
+  field turned to bare or built ground with no year before its break: then the labels' date stands.
   The anomaly of the stable ground of the region's old class around it (:func:`landscape_anomaly`)
-  is taken off first: a drought, a wet spring or a snow year moves all of that ground alike, and
-  is neither the date nor the evidence of a change.
+  is taken off first: a drought or a snow year moves all of that ground alike.
 
 The same anomaly checks the region: a permanent change keeps it up to the end of the series
 (:func:`region_evidence`'s ``lasting``), while a label flip the ground never made (a winter
@@ -132,25 +130,30 @@ def first_lasting_departure(
     hi: int,
     lookback: int,
     landscape: np.ndarray | None = None,
+    usual_in_window: bool = False,
 ) -> int | None:
     """The first composite in ``lo..hi`` from which the anomaly leaves the ground's usual variation.
 
-    The ground's usual variation is measured on the ``lookback`` composites before ``lo`` (their
-    median year-on-year anomaly ``L``; a composite departs above ``2 L + 0.5``); one observed
-    composite among them is enough (a cloudy, Landsat-only autumn may leave no more). The change is the
-    first departing composite after which the anomaly, against the year before it, never comes
-    back (to ``L + 0.5`` or less) for two observed composites in a row: a snowy January departs
-    and comes back, a fire departs for good even though black ground differs less from a
-    leafless forest in winter.
+    The ground's usual variation is the median year-on-year anomaly ``L`` of the ``lookback``
+    composites before ``lo``, one observed being enough; a composite departs above ``2 L + 0.5``.
+    The change is the first departing composite after which the anomaly, against the year before
+    it, never comes back (to ``L + 0.5`` or less) for two observed composites in a row: a snowy
+    January departs and comes back, a fire departs for good though black ground differs less from
+    a leafless forest in winter.
+
+    With ``usual_in_window`` and nothing known before ``lo``, the window's first :data:`BREAK_HALF`
+    observed composites are the usual variation (a clearing, not the buildings, dates a construction).
 
     Returns:
-        The composite index, or None when no composite before ``lo`` was observed (or its year
-        before) or nothing departs.
+        The composite index, or None when no usual variation is known or nothing departs.
     """
     norms = despiked(np.linalg.norm(year_on_year(series, before, per_year, landscape), axis=1))
     usual = norms[max(0, lo - lookback) : lo]
     if not np.isfinite(usual).any():
-        return None
+        known = lo + np.flatnonzero(np.isfinite(norms[lo : hi + 1]))
+        if not usual_in_window or known.size <= BREAK_HALF:
+            return None
+        usual, lo = norms[known[:BREAK_HALF]], int(known[BREAK_HALF - 1]) + 1
 
     def since(c: int) -> np.ndarray:
         return np.linalg.norm(against_the_year_before(series, before, per_year, c, landscape), axis=1)
@@ -333,6 +336,7 @@ def region_evidence(
     landscape: np.ndarray | None = None,
     neighbours: np.ndarray | None = None,
     like_a_harvest: bool = False,
+    field: bool = False,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -349,9 +353,9 @@ def region_evidence(
             (:func:`eo_tasks.maps.spectra.reference_pixels`): where the window's year-on-year
             anomaly is unknown (the series' first year, no year before), the region is dated
             against the most similar of them (:func:`first_lasting_shift`).
-        like_a_harvest: A field whose new ground (bare soil, a building site) a harvest looks like:
-            where the year before its features' break is unknown, nothing tells the two apart,
-            and the labels' own date stands.
+        like_a_harvest: A field turned to ground a harvest looks like (bare soil, a building site):
+            with no year before its features' break, the labels' own date stands.
+        field: The region was cropland (its anomaly moves with each year's crop).
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year, landscape)
@@ -359,7 +363,9 @@ def region_evidence(
     composite, anomaly_dated = lo, False
     if use_anomaly and int(np.isfinite(norms[lo : hi + 1]).sum()) >= BREAK_HALF:
         # half a window past the flip too: a leaf fall read as grass can flip the labels early
-        departure = first_lasting_departure(series, before, per_year, lo, hi + window // 2, window, landscape)
+        departure = first_lasting_departure(
+            series, before, per_year, lo, hi + window // 2, window, landscape, usual_in_window=not field
+        )
         if departure is not None:
             composite = departure
         else:

@@ -122,9 +122,18 @@ def refine_dates(
                 if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
                     neighbours = reference[0]
         new_class = int(np.bincount(result.to_class[box][where].astype(np.int64)).argmax())
-        harvest_like = old_class == CROPLAND and new_class in HARVEST_LIKE
+        field = old_class == CROPLAND
         found = region_evidence(
-            series, before, per_year, flip_end, window, platform, landscape, neighbours, harvest_like
+            series,
+            before,
+            per_year,
+            flip_end,
+            window,
+            platform,
+            landscape,
+            neighbours,
+            like_a_harvest=field and new_class in HARVEST_LIKE,
+            field=field,
         )
         evidence.append(found)
         composite[box][where] = found.composite

@@ -577,3 +577,17 @@ def test_changes_into_tree_cover_are_dropped_with_what_they_leave_under_ath() ->
     assert kept.changed.tolist() == quarry.tolist()
     assert (kept.classes == np.where(quarry, BARE, GRASS)).all() and (kept.to_class[~quarry] == GRASS).all()
     assert without_tree_cover_gains(year, ath=3).changed.tolist() == (quarry | its_edge).tolist()
+
+
+def test_without_a_year_before_the_window_its_first_composites_are_the_usual_variation() -> None:
+    # The series' first year has no year before. Cleared at composite 31 of its second year, built
+    # on from 36: the window's first composites (24, 25) are the ground as it was, so the clearing
+    # dates it; a field's anomaly moves with each year's crop, so for one the two-level fit does.
+    series = _noisy(2)
+    series[31:, 0] -= 1.2
+    series[36:, 0] -= 3.0
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    assert first_lasting_departure(series, unknown, PER_YEAR, 24, 45, 15, usual_in_window=True) == 31
+    found = region_evidence(series, unknown, PER_YEAR, 38, 15, use_anomaly=True)
+    assert found.anomaly_dated and found.composite == 31
+    assert region_evidence(series, unknown, PER_YEAR, 38, 15, use_anomaly=True, field=True).composite == 36
