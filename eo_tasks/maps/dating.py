@@ -351,8 +351,8 @@ def region_evidence(
             (:func:`landscape_anomaly`): a drought or snow year, taken off the region's.
         neighbours: ``(pixels, composites, features)`` that stable ground
             (:func:`eo_tasks.maps.spectra.reference_pixels`): where the window's year-on-year
-            anomaly is unknown (the series' first year, no year before), the region is dated
-            against the most similar of them (:func:`first_lasting_shift`).
+            anomaly is unknown or cannot date the region (the series' first year, no year before),
+            it is dated against the most similar of them (:func:`first_lasting_shift`).
         like_a_harvest: A field turned to ground a harvest looks like (bare soil, a building site):
             with no year before its features' break, the labels' own date stands.
         field: The region was cropland (its anomaly moves with each year's crop).
@@ -374,7 +374,7 @@ def region_evidence(
         # composite, the change came before it was known: the features must date it
         level_before = float(nan_median(norms[max(0, lo - window) : composite]))
         anomaly_dated = bool(level_before < 0.5 * _lasting(series, before, per_year, composite, landscape))
-    elif use_anomaly and neighbours is not None:
+    if use_anomaly and not anomaly_dated and neighbours is not None:
         similar = similar_neighbours(neighbours, series, slice(max(0, lo - window), lo))
         shift = (
             None if similar is None else first_lasting_shift(series - similar, lo, hi + window // 2, window)

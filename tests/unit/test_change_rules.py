@@ -591,3 +591,18 @@ def test_without_a_year_before_the_window_its_first_composites_are_the_usual_var
     found = region_evidence(series, unknown, PER_YEAR, 38, 15, use_anomaly=True)
     assert found.anomaly_dated and found.composite == 31
     assert region_evidence(series, unknown, PER_YEAR, 38, 15, use_anomaly=True, field=True).composite == 36
+
+
+def test_a_first_year_change_the_anomaly_cannot_date_is_dated_against_the_neighbours() -> None:
+    # Cleared at composite 21 of the series' first year, whose year before is unknown; its labels
+    # flipped late (window 22-36). The anomaly, known from 24, is high from its first composite
+    # (the change came before it was known), and a snowfall at 30-31 is the features' largest jump.
+    rng = np.random.default_rng(4)
+    conifers = rng.normal(0, 0.05, (30, 2 * PER_YEAR, 1))
+    conifers[:, 30:32] += 4.0
+    series = np.median(conifers, axis=0) + rng.normal(0, 0.05, (2 * PER_YEAR, 1))
+    series[21:] -= 3.0
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    assert region_evidence(series, unknown, PER_YEAR, 36, 15, True).composite == 32  # the snow melting
+    found = region_evidence(series, unknown, PER_YEAR, 36, 15, True, None, conifers)
+    assert found.anomaly_dated and found.composite == 22  # the window's first composite
