@@ -14,7 +14,8 @@ makes the yearly maps and changes with
 and the baselines ``random_forest`` (per-year forest maps, changes where consecutive maps differ)
 and ``per_year_transformer`` (the same model labelling each year's whole series on its own) are
 scored by the same function. Stage outputs are cached under ``--work``; re-scoring new rules takes
-seconds.
+seconds. Beside the results file, ``<results>_changes.png`` shows where each scenario's changes were
+found and dated, missed or invented (:mod:`benchmarks.accuracy.figure`).
 
     python benchmarks/accuracy/run.py --out benchmarks/results/accuracy.json            # the suite
     python benchmarks/accuracy/run.py --size 160 --out /tmp/accuracy_quick.json         # smaller AOIs
@@ -38,6 +39,7 @@ if __package__ in (None, ""):
 
 from benchmarks.accuracy.analysis import score
 from benchmarks.accuracy.chain import DEMO_MODEL, ScenarioRun
+from benchmarks.accuracy.figure import write_suite_picture
 from benchmarks.machine import describe_machine
 from eo_tasks.core.aoi_sections import ChangeParams
 
@@ -202,10 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/accuracy.json"))
     args = parser.parse_args(argv)
     started = time.monotonic()
-    results = [
-        run_scenario(n, d, s, args.work)
-        for n, d, s in load_scenarios(args.scenarios, args.size, args.scenario_dir)
-    ]
+    chosen = load_scenarios(args.scenarios, args.size, args.scenario_dir)
+    results = [run_scenario(n, d, s, args.work) for n, d, s in chosen]
     document = {
         "machine": describe_machine(),
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -217,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
+    picture = args.out.with_name(f"{args.out.stem}_changes.png")
+    write_suite_picture([ScenarioRun.create(n, s, args.work) for n, _, s in chosen], picture)
     print(format_table(results))
     print(per_class(results))
     print(json.dumps(document["summary"], indent=2))
-    print(f"results: {args.out} ({document['wall_seconds']:.0f} s)")
+    print(f"results: {args.out}, {picture.name} ({document['wall_seconds']:.0f} s)")
     return 0
 
 
