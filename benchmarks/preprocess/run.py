@@ -15,7 +15,6 @@ Throughput is Mpixel·bands/s: scenes × reflectance bands × AOI pixels, over w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -185,23 +184,10 @@ def run_gdalwarp(archive: Path, out: Path, workers: int) -> dict[str, float]:
 
 
 # --- driver --------------------------------------------------------------------------------------
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += p.memory_info().rss
-    return total
-
-
 def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
     """Runs one method in a child process, sampling the memory of its process tree."""
+    from benchmarks.machine import tree_rss
+
     with tempfile.TemporaryDirectory(prefix=f"bench-{method}-") as tmp:
         result_file = Path(tmp) / "result.json"
         cmd = [
@@ -225,7 +211,7 @@ def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
         def sample() -> None:
             nonlocal peak
             while not stop.is_set():
-                peak = max(peak, _tree_rss(child.pid))
+                peak = max(peak, tree_rss(child.pid))
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)

@@ -179,7 +179,7 @@ def stage_analysis(size: int, work: Path) -> dict[str, Any]:
     }
 
 
-def stage_dating(size: int, work: Path) -> dict[str, Any]:
+def stage_dating(size: int, work: Path, workers: int = 1) -> dict[str, Any]:
     from eo_tasks.core.aoi_sections import ChangeParams
     from eo_tasks.core.cube import Cube
     from eo_tasks.maps.annual_maps import YearResult
@@ -195,8 +195,35 @@ def stage_dating(size: int, work: Path) -> dict[str, Any]:
     cubes = [Cube.open(work / f"cube_{y}.h5") for y in (0, 1)]
     inputs_loaded()
     scale = np.full(len(cubes[0].band_names), 0.1, np.float32)
-    refined, _ = refine_dates(result, cubes, scale, False, ChangeParams(window=W))
-    return {"moved_px": int((refined.change_composite != result.change_composite).sum())}
+    refined, _ = refine_dates(result, cubes, scale, False, ChangeParams(window=W), workers=workers)
+    return {"moved_px": int((refined.change_composite != result.change_composite).sum()), "workers": workers}
+
+
+def stage_dating_parallel(size: int, work: Path) -> dict[str, Any]:
+    """The dating stage in one worker process per core (``maps.dating_workers``), blocks spread over them.
+
+    ``tree_peak_rss_mb``: the largest resident memory of this process and its workers together,
+    sampled every 50 ms (the workers are not in this process's ``VmHWM``).
+    """
+    import threading
+
+    from benchmarks.machine import tree_rss
+
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(os.getpid()))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        figures = stage_dating(size, work, workers=os.cpu_count() or 1)
+    finally:
+        done.set()
+        sampler.join()
+    return {**figures, "tree_peak_rss_mb": round(peak[0] / 2**20, 1)}
 
 
 def stage_change_regions(size: int, work: Path) -> dict[str, Any]:
@@ -292,6 +319,7 @@ STAGES = {
     "read_labels": (stage_read_labels, None),
     "analysis": (stage_analysis, None),
     "dating": (stage_dating, make_cubes),
+    "dating_parallel": (stage_dating_parallel, make_cubes),
     "change_regions": (stage_change_regions, None),
     "class_areas": (stage_class_areas, None),
     "evaluation": (stage_evaluation, make_evaluation_inputs),
@@ -461,6 +489,7 @@ def main() -> None:
                 special = {
                     "cube": args.cube_sizes,
                     "dating": args.dating_sizes,
+                    "dating_parallel": args.dating_sizes,
                     "infer_device": args.infer_sizes,
                 }
                 sizes = special.get(stage, args.sizes)

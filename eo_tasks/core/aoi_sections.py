@@ -239,25 +239,29 @@ class MapsSpec:
         lag_days: Days after a year ends before its map is made (late scenes still arrive).
         block_px: Side of the spatial blocks of the inference job array.
         array_tasks: Tasks in the inference job array (each takes every n-th block).
+        dating_workers: Processes the assemble step dates the change regions in, block by block
+            (1: the task's own process).
     """
 
     changes: ChangeParams = field(default_factory=ChangeParams)
     lag_days: int = 15
     block_px: int = 128
     array_tasks: int = 2
+    dating_workers: int = 1
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "maps") -> MapsSpec:
         """Validates and builds the section; the change parameters default to the paper's."""
         analysis = ("window", "median", "ath", "rules")
-        check_known_keys(data, {*analysis, "lag_days", "block_px", "array_tasks"}, where)
+        job = ("lag_days", "block_px", "array_tasks", "dating_workers")
+        check_known_keys(data, {*analysis, *job}, where)
         try:
             changes = ChangeParams.from_dict({k: data[k] for k in analysis if k in data})
-            spec = cls(
-                changes, **{k: int(data[k]) for k in ("lag_days", "block_px", "array_tasks") if k in data}
-            )
+            spec = cls(changes, **{k: int(data[k]) for k in job if k in data})
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}: {err}") from err
         if spec.lag_days < 0 or spec.block_px < 16 or not 1 <= spec.array_tasks <= 1000:
             raise ConfigError(f"{where}: lag_days >= 0, block_px >= 16 and array_tasks 1..1000 expected")
+        if not 1 <= spec.dating_workers <= 256:
+            raise ConfigError(f"{where}.dating_workers: 1..256 expected, got {spec.dating_workers}")
         return spec

@@ -166,6 +166,7 @@ def year_result(
     params: ChangeParams,
     year_before: Cube | None = None,
     last: confirmation.LastChanges | None = None,
+    workers: int = 1,
 ) -> tuple[annual_maps.YearResult, list[int]]:
     """A year's map and changes from its window labels: the label-sequence analysis, then the dating.
 
@@ -182,6 +183,7 @@ def year_result(
         params: The analysis settings.
         year_before: The cube of the year before ``cubes`` (year-on-year anomalies of its first year).
         last: The previous year's unreviewed changes, for this year to confirm.
+        workers: Processes the change regions are dated in (``maps.dating_workers``).
 
     Returns:
         The year's result, and the numbers (in ``last.regions``) of the changes withdrawn.
@@ -190,7 +192,7 @@ def year_result(
         return annual_maps.first_year_map(series, params.rules), []
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
-    result = _next_year(series, previous, cubes, scale, indices, params, year_before)
+    result = _next_year(series, previous, cubes, scale, indices, params, year_before, workers)
     if params.rules != "platform":
         return result, []
     numbers: list[int] = []
@@ -198,7 +200,7 @@ def year_result(
         numbers, mistaken = confirmation.second_year_check(last, result, cubes, year_before, scale, indices)
         if numbers:
             previous = confirmation.withdrawn(previous, last, numbers)
-            result = _next_year(series, previous, cubes, scale, indices, params, year_before)
+            result = _next_year(series, previous, cubes, scale, indices, params, year_before, workers)
         result = annual_maps.without(result, mistaken & (result.to_class == last.from_class))
     return annual_maps.without_tree_cover_gains(result, params.ath), numbers
 
@@ -211,11 +213,12 @@ def _next_year(
     indices: bool,
     params: ChangeParams,
     year_before: Cube | None,
+    workers: int,
 ) -> annual_maps.YearResult:
     result = annual_maps.next_year_map(series, previous, params)
     if params.rules == "platform" and len(cubes) > 1:
         result = spectral_changes.add_spectral_changes(result, cubes, scale, indices, params.ath)
-    return region_dating.refine_dates(result, cubes, scale, indices, params, year_before)[0]
+    return region_dating.refine_dates(result, cubes, scale, indices, params, year_before, workers)[0]
 
 
 def _assemble(
@@ -238,7 +241,8 @@ def _assemble(
         previous = annual_maps.previous_map(conn, config.name, year - 1)
         last, last_ids = _last_changes(conn, config, year - 1, previous)
     params, before = config.maps.changes, _year_before(catalog, config, year, data)
-    result, withdrawn = year_result(series, previous, cubes, card, params, before, last)
+    workers = config.maps.dating_workers
+    result, withdrawn = year_result(series, previous, cubes, card, params, before, last, workers)
     for number in withdrawn:  # the previous map loses it (and the rows say why), then this year is stored
         apply_review(conn, Review(last_ids[number - 1], "reject", SECOND_YEAR_CHECK), lock_wait_s)
     if withdrawn:

@@ -10,14 +10,17 @@ measures how lasting its change is.
 from __future__ import annotations
 
 import itertools
+import logging
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.cube import Cube, HeldWindow
+from eo_tasks.core.processes import detached_main
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
 from eo_tasks.maps.spectra import (
@@ -28,7 +31,9 @@ from eo_tasks.maps.spectra import (
     region_series_and_before,
 )
 
+log = logging.getLogger(__name__)
 CROPLAND = CLASS_BY_NAME["cropland"].code
+LOG_EVERY_S = 30.0  # a progress line at most this often while regions are dated
 # New ground on a field that a harvest looks like (bare soil first): dated on the labels where the
 # year before the features' break is unknown (:func:`eo_tasks.maps.dating.region_evidence`).
 HARVEST_LIKE = (CLASS_BY_NAME["artificial"].code, CLASS_BY_NAME["bare"].code)
@@ -72,6 +77,7 @@ def refine_dates(
     include_indices: bool,
     params: ChangeParams,
     year_before: Cube | None = None,
+    workers: int = 1,
 ) -> tuple[YearResult, list[RegionEvidence]]:
     """Dates each change region at its spectral break; with ``platform`` rules, drops passing flips.
 
@@ -89,6 +95,7 @@ def refine_dates(
         include_indices: Whether the features include the spectral indices.
         params: The analysis settings (``window``, ``rules``).
         year_before: The cube of the year before ``cubes``, if there is one.
+        workers: Processes dating blocks at once (1: this process).
 
     Returns:
         The result with refined dates (and, with platform rules, without passing flips), and
@@ -101,46 +108,30 @@ def refine_dates(
     regions = dating_regions(result, window if platform else 0)
     composite = result.change_composite.copy()
     changed = result.changed.copy()
-    evidence = []
+    evidence: list[RegionEvidence] = []
     boxes = ndimage.find_objects(regions)
     old_classes: dict[int, int] = {}
     anomaly_dates: dict[int, int] = {}
-    for index, box, (held, held_before) in _held_block_by_block(boxes, cubes, year_before):
+    setting = _Setting(list(cubes), year_before, scale, include_indices, window, per_year, platform)
+    started = last_line = time.monotonic()
+    for index, old_class, found in _dated_block_by_block(regions, boxes, result, setting, workers):
+        if time.monotonic() - last_line >= LOG_EVERY_S:
+            last_line = time.monotonic()
+            rate = len(evidence) / (last_line - started)
+            log.info("dating: %d of %d regions, %.1f regions/s", len(evidence), len(boxes), rate)
+        box = boxes[index - 1]
+        assert box is not None  # a region that was dated has a box
         where = regions[box] == index
-        series, before = region_series_and_before(held, held_before, box, where, scale, include_indices)
-        flip_end = int(np.median(result.change_composite[box][where])) + window // 2
-        landscape = neighbours = None
-        old_class = old_classes[index] = int(
-            np.bincount(result.from_class[box][where].astype(np.int64)).argmax()
-        )
-        if platform:
-            around = reference_box(box, result.changed.shape)
-            stable = ~result.changed[around] & (result.from_class[around] == old_class)
-            reference = reference_pixels(held, held_before, around, stable, scale, include_indices)
-            if reference is not None:
-                landscape = landscape_anomaly(*reference, per_year)
-                if year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
-                    neighbours = reference[0]
-        new_class = int(np.bincount(result.to_class[box][where].astype(np.int64)).argmax())
-        field = old_class == CROPLAND
-        found = region_evidence(
-            series,
-            before,
-            per_year,
-            flip_end,
-            window,
-            platform,
-            landscape,
-            neighbours,
-            like_a_harvest=field and new_class in HARVEST_LIKE,
-            field=field,
-        )
+        old_classes[index] = old_class
         evidence.append(found)
         composite[box][where] = found.composite
         if found.anomaly_dated:
             anomaly_dates[index] = found.composite
         if platform and found.lasting < MIN_LASTING_ANOMALY:  # NaN (unknown) compares False: kept
             changed[box][where] = False
+    seconds = time.monotonic() - started
+    where_run = "this process" if workers <= 1 else f"{workers} worker processes"
+    log.info("dating: %d regions in %.1f s (%s)", len(evidence), seconds, where_run)
     if platform:
         for fragment, borrowed in borrowed_dates(regions, old_classes, anomaly_dates).items():
             box = boxes[fragment - 1]
@@ -152,34 +143,162 @@ def refine_dates(
     return without(dated, result.changed & ~changed), evidence
 
 
-def _held_block_by_block(
-    boxes: Sequence[tuple[slice, slice] | None], cubes: Sequence[Cube], year_before: Cube | None
-) -> Iterator[tuple[int, tuple[slice, slice], tuple[list[Cube], Cube | None]]]:
-    """``(region, box, (cubes, year before))`` block by block, the cubes holding the block's window.
+@dataclass(frozen=True)
+class _Setting:
+    """What every block's dating shares (cubes as metadata: each process reads its own windows)."""
 
-    A region belongs to the block its box starts in. The window is the union of the block's
-    regions' :func:`reference_box`, cut :data:`READ_MARGIN_PX` past the block's far edges plus
-    :data:`REFERENCE_PAD_PX`; one window at a time is in memory.
+    cubes: list[Cube]
+    year_before: Cube | None
+    scale: np.ndarray
+    include_indices: bool
+    window: int
+    per_year: int
+    platform: bool
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One block's regions, the window of the cubes to hold, and the year's result around them.
+
+    ``regions``, ``changed``, ``from_class``, ``to_class`` and ``composite`` are cut to the union
+    of the regions' :func:`reference_box`, whose corner is ``origin``; boxes stay in grid pixels.
     """
-    size = cubes[-1].shape[1:3]
+
+    setting: _Setting
+    rows: slice
+    cols: slice
+    boxes: list[tuple[int, tuple[slice, slice]]]
+    shape: tuple[int, int]
+    origin: tuple[int, int]
+    regions: np.ndarray
+    changed: np.ndarray
+    from_class: np.ndarray
+    to_class: np.ndarray
+    composite: np.ndarray
+
+    def local(self, box: tuple[slice, slice]) -> tuple[slice, slice]:
+        """A grid box in the cut arrays."""
+        (r0, c0), (rows, cols) = self.origin, box
+        return slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0)
+
+
+def _date_block(block: _Block) -> list[tuple[int, int, RegionEvidence]]:
+    """``(region, old class, evidence)`` of each of a block's regions (in a worker process, or not)."""
+    s = block.setting
+    held = [HeldWindow.read_from(cube, block.rows, block.cols) for cube in s.cubes]
+    held_before = HeldWindow.read_from(s.year_before, block.rows, block.cols) if s.year_before else None
+    out = []
+    for index, box in block.boxes:
+        mine = block.local(box)
+        where = block.regions[mine] == index
+        series, before = region_series_and_before(held, held_before, box, where, s.scale, s.include_indices)
+        flip_end = int(np.median(block.composite[mine][where])) + s.window // 2
+        landscape = neighbours = None
+        old_class = int(np.bincount(block.from_class[mine][where].astype(np.int64)).argmax())
+        if s.platform:
+            around = reference_box(box, block.shape)
+            near = block.local(around)
+            stable = ~block.changed[near] & (block.from_class[near] == old_class)
+            reference = reference_pixels(held, held_before, around, stable, s.scale, s.include_indices)
+            if reference is not None:
+                landscape = landscape_anomaly(*reference, s.per_year)
+                if s.year_before is None and old_class != CROPLAND:  # its neighbours' crops change next year
+                    neighbours = reference[0]
+        new_class = int(np.bincount(block.to_class[mine][where].astype(np.int64)).argmax())
+        field = old_class == CROPLAND
+        found = region_evidence(
+            series,
+            before,
+            s.per_year,
+            flip_end,
+            s.window,
+            s.platform,
+            landscape,
+            neighbours,
+            like_a_harvest=field and new_class in HARVEST_LIKE,
+            field=field,
+        )
+        out.append((index, old_class, found))
+    return out
+
+
+def _blocks(
+    regions: np.ndarray, boxes: Sequence[tuple[slice, slice] | None], result: YearResult, setting: _Setting
+) -> Iterator[_Block]:
+    """The regions grouped by the block their box starts in, each group with what it reads.
+
+    A block's window of the cubes is the union of its regions' boxes widened by
+    :data:`REFERENCE_PAD_PX`, cut :data:`READ_MARGIN_PX` past the block's far edges (a region
+    reaching further is read from the file); one window at a time is in memory in each process.
+    The year's result is cut to the union of the regions' :func:`reference_box`.
+    """
+    shape = (int(regions.shape[0]), int(regions.shape[1]))
 
     def block_of(item: tuple[int, tuple[slice, slice]]) -> tuple[int, int]:
         return item[1][0].start // READ_BLOCK_PX, item[1][1].start // READ_BLOCK_PX
 
-    def span(axis: int, in_block: list[tuple[int, tuple[slice, slice]]], block: int) -> slice:
+    def span(axis: int, group: list[tuple[int, tuple[slice, slice]]], block: int) -> slice:
         far = (block + 1) * READ_BLOCK_PX + READ_MARGIN_PX
-        start = min(box[axis].start for _, box in in_block)
-        stop = max(box[axis].stop for _, box in in_block)
-        return slice(max(0, start - REFERENCE_PAD_PX), min(size[axis], min(far, stop) + REFERENCE_PAD_PX))
+        start = min(box[axis].start for _, box in group)
+        stop = max(box[axis].stop for _, box in group)
+        return slice(max(0, start - REFERENCE_PAD_PX), min(shape[axis], min(far, stop) + REFERENCE_PAD_PX))
 
-    regions = sorted(((i, b) for i, b in enumerate(boxes, 1) if b is not None), key=block_of)
-    for block, group in itertools.groupby(regions, key=block_of):
-        in_block = list(group)
-        rows, cols = span(0, in_block, block[0]), span(1, in_block, block[1])
-        held: list[Cube] = [HeldWindow.read_from(cube, rows, cols) for cube in cubes]
-        held_before = HeldWindow.read_from(year_before, rows, cols) if year_before else None
-        for index, box in in_block:
-            yield index, box, (held, held_before)
+    def reach(axis: int, group: list[tuple[int, tuple[slice, slice]]]) -> slice:
+        around = [reference_box(box, shape)[axis] for _, box in group]
+        return slice(min(a.start for a in around), max(a.stop for a in around))
+
+    located = sorted(((i, b) for i, b in enumerate(boxes, 1) if b is not None), key=block_of)
+    for block, members in itertools.groupby(located, key=block_of):
+        group = list(members)
+        cut = reach(0, group), reach(1, group)
+        yield _Block(
+            setting,
+            span(0, group, block[0]),
+            span(1, group, block[1]),
+            group,
+            shape,
+            (cut[0].start, cut[1].start),
+            regions[cut],
+            result.changed[cut],
+            result.from_class[cut],
+            result.to_class[cut],
+            result.change_composite[cut],
+        )
+
+
+def _dated_block_by_block(
+    regions: np.ndarray,
+    boxes: Sequence[tuple[slice, slice] | None],
+    result: YearResult,
+    setting: _Setting,
+    workers: int,
+) -> Iterator[tuple[int, int, RegionEvidence]]:
+    """Every region's ``(region, old class, evidence)``, block by block, in order.
+
+    With ``workers`` > 1 the blocks are dated in that many spawned processes (their main module
+    detached: inside an Airflow task it is the ``airflow`` entry point), at most two blocks per
+    worker waiting at a time, so memory stays that of a few blocks whatever the AOI.
+    """
+    blocks = _blocks(regions, boxes, result, setting)
+    if workers <= 1:
+        for block in blocks:
+            yield from _date_block(block)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    with (
+        detached_main(),
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
+        waiting: deque[Future[list[tuple[int, int, RegionEvidence]]]] = deque()
+        for block in blocks:
+            waiting.append(pool.submit(_date_block, block))
+            if len(waiting) >= 2 * workers:
+                yield from waiting.popleft().result()
+        while waiting:
+            yield from waiting.popleft().result()
 
 
 def borrowed_dates(

@@ -8,9 +8,9 @@ setting, ``EO_DASK_SCHEDULER`` names a running scheduler (``tcp://host:8786``) t
 
 Inside an Airflow 3 task the worker processes must not re-import the parent's ``__main__``: that
 is the ``airflow`` entry point, whose import parses a database URL the task process is not given,
-so every spawned worker died ("Nanny failed to start worker process"). :func:`detached_main` hides
-the main module from ``multiprocessing``'s spawn while the cluster lives; the workers only import
-this library, which never imports Airflow (import-linter checks it).
+so every spawned worker died ("Nanny failed to start worker process").
+:func:`eo_tasks.core.processes.detached_main` hides the main module from ``multiprocessing``'s
+spawn while the cluster lives.
 """
 
 from __future__ import annotations
@@ -24,28 +24,9 @@ from typing import Any
 
 from eo_tasks.core.errors import JobSubmissionError
 from eo_tasks.core.preprocess_spec import PreprocessSpec
+from eo_tasks.core.processes import detached_main
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def detached_main() -> Iterator[None]:
-    """While active, processes spawned by ``multiprocessing`` do not re-run the parent's ``__main__``.
-
-    ``multiprocessing.spawn`` re-imports the main module in each child when it has a file or a
-    spec; without both, the child starts from a clean interpreter and unpickles what it is given.
-    """
-    main = sys.modules["__main__"]
-    spec, file = getattr(main, "__spec__", None), getattr(main, "__file__", None)
-    main.__spec__ = None
-    if file is not None:
-        del main.__file__
-    try:
-        yield
-    finally:
-        main.__spec__ = spec
-        if file is not None:
-            main.__file__ = file
 
 
 SLURM_START_TIMEOUT_S = 600  # worker jobs that have not started by then: the queue is full or refuses them

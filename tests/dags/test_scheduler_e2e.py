@@ -127,7 +127,15 @@ def small_aoi(services: dict[str, str], api: AirflowAPI) -> Iterator[Path]:
         "hidden": 16,
     }  # auto_approve is off: the model waits for a person's approval
     aoi["hpc"] = {"time_limit": "00:15:00", "tasks_per_node": 1}
-    aoi["maps"] = {"window": 5, "median": 3, "ath": 4, "lag_days": 0, "block_px": 64, "array_tasks": 1}
+    aoi["maps"] = {  # regions dated in two processes spawned from the assemble task
+        "window": 5,
+        "median": 3,
+        "ath": 4,
+        "lag_days": 0,
+        "block_px": 64,
+        "array_tasks": 1,
+        "dating_workers": 2,
+    }
     aoi["trainset"] = {  # a 64 x 64 px AOI: small split blocks, few samples and trees
         "samples_per_year": 1500,
         "min_per_class": 20,

@@ -90,6 +90,7 @@ def test_paths_expand_environment_variables(tmp_path: Path, monkeypatch: pytest.
         ("maps", {"median": 4}, r"maps\.median: must be odd"),
         ("maps", {"window": 1}, r"maps\.window: must be at least 2"),
         ("maps", {"array_tasks": 0}, r"maps: .*array_tasks 1\.\.1000"),
+        ("maps", {"dating_workers": 0}, r"maps\.dating_workers: 1\.\.256 expected"),
         ("maps", {"lag": 3}, r"maps: unknown field"),
         ("colour", "red", r"unknown field\(s\) \['colour'\]"),
     ],

@@ -333,11 +333,12 @@ def test_refine_dates_keeps_the_clearing_dated_right_and_drops_the_flip(cubes: l
     assert [e.lasting >= MIN_LASTING_ANOMALY for e in evidence] == [True, False]
 
 
-def test_regions_dated_from_small_held_windows_are_dated_as_from_one_window(
+def test_regions_dated_from_small_held_windows_or_in_worker_processes_are_dated_as_from_one_window(
     cubes: list[Cube], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Blocks of 4 px and windows cut 2 px past them: the clearing's pixels lie inside its window, the
     # ground around both regions and the second region's pixels do not (those reads go to the file).
+    # The same blocks dated by two spawned processes give the same results too.
     scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
     result = _result(rule_composite=PER_YEAR + 10 + 3)
     whole = refine_dates(result, cubes[1:], scale, False, PLATFORM, year_before=cubes[0])
@@ -345,9 +346,13 @@ def test_regions_dated_from_small_held_windows_are_dated_as_from_one_window(
     monkeypatch.setattr(region_dating, "READ_MARGIN_PX", 2)
     monkeypatch.setattr(region_dating, "REFERENCE_PAD_PX", 0)
     pieces = refine_dates(result, cubes[1:], scale, False, PLATFORM, year_before=cubes[0])
-    assert pieces[1] == whole[1]
-    for name in ("classes", "changed", "change_composite", "change_days"):
-        np.testing.assert_array_equal(getattr(pieces[0], name), getattr(whole[0], name))
+    in_two_processes = refine_dates(
+        result, cubes[1:], scale, False, PLATFORM, year_before=cubes[0], workers=2
+    )
+    for other in (pieces, in_two_processes):
+        assert other[1] == whole[1]
+        for name in ("classes", "changed", "change_composite", "change_days"):
+            np.testing.assert_array_equal(getattr(other[0], name), getattr(whole[0], name))
 
 
 def test_published_rules_keep_every_region_and_date_on_the_features(cubes: list[Cube]) -> None:

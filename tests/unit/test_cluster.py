@@ -12,7 +12,8 @@ ENTRY = """
 if __name__ == "__mp_main__":  # multiprocessing's spawn re-imports the main module under this name
     raise RuntimeError("a child re-imported the parent's __main__")
 from distributed import Client, LocalCluster
-from eo_tasks.preprocess.cluster import dask_client, detached_main
+from eo_tasks.core.processes import detached_main
+from eo_tasks.preprocess.cluster import dask_client
 
 if __name__ == "__main__":
     if "{mode}" == "platform":
