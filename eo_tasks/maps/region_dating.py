@@ -4,7 +4,8 @@ The regions are dated block by block: each block's window of the cubes (the bloc
 around its regions, the year before the series) is read once and held in memory, and each region's
 pixels and, under platform rules, the unchanged ground of its old class around it are taken from it
 (:mod:`eo_tasks.maps.spectra`); :func:`eo_tasks.maps.dating.region_evidence` dates each and
-measures how lasting its change is.
+measures how lasting its change is. The blocks can be dated in worker processes (``maps.dating_workers``):
+each gets its regions, the year's result around them and the cubes' metadata, and reads its own window.
 """
 
 from __future__ import annotations
