@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +48,22 @@ def tree_rss(pid: int) -> int:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
     return total
+
+
+@contextlib.contextmanager
+def peak_tree_rss(pid: int, every_s: float = 0.05) -> Iterator[list[int]]:
+    """Samples :func:`tree_rss` of ``pid`` while the block runs; yields ``[peak bytes]`` (final after it)."""
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(pid))
+            time.sleep(every_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()

@@ -21,7 +21,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -186,7 +185,7 @@ def run_gdalwarp(archive: Path, out: Path, workers: int) -> dict[str, float]:
 # --- driver --------------------------------------------------------------------------------------
 def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
     """Runs one method in a child process, sampling the memory of its process tree."""
-    from benchmarks.machine import tree_rss
+    from benchmarks.machine import peak_tree_rss
 
     with tempfile.TemporaryDirectory(prefix=f"bench-{method}-") as tmp:
         result_file = Path(tmp) / "result.json"
@@ -205,24 +204,12 @@ def measure(method: str, archive: Path, workers: int) -> dict[str, Any]:
             tmp,
         ]
         child = subprocess.Popen(cmd)
-        peak = 0
-        stop = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, tree_rss(child.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = child.wait()
-        stop.set()
-        sampler.join()
+        with peak_tree_rss(child.pid) as peak:
+            code = child.wait()
         if code != 0:
             raise SystemExit(f"{method} failed with exit code {code}")
         result = json.loads(result_file.read_text())
-    result["peak_rss_mb"] = peak / 2**20
+    result["peak_rss_mb"] = peak[0] / 2**20
     return result
 
 

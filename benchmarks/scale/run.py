@@ -205,24 +205,10 @@ def stage_dating_parallel(size: int, work: Path) -> dict[str, Any]:
     ``tree_peak_rss_mb``: the largest resident memory of this process and its workers together,
     sampled every 50 ms (the workers are not in this process's ``VmHWM``).
     """
-    import threading
+    from benchmarks.machine import peak_tree_rss
 
-    from benchmarks.machine import tree_rss
-
-    peak, done = [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(os.getpid()))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with peak_tree_rss(os.getpid()) as peak:
         figures = stage_dating(size, work, workers=os.cpu_count() or 1)
-    finally:
-        done.set()
-        sampler.join()
     return {**figures, "tree_peak_rss_mb": round(peak[0] / 2**20, 1)}
 
 
