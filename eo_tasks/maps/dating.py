@@ -4,16 +4,17 @@ The window labels only say that a change happened within the first window whose 
 the spectral series of the changed region says where inside that window. Two series can be
 searched for the break:
 
-- the region's median features (the published refinement): the largest jump inside the window.
-  Seasons jump too (green-up, leaf fall, snow), and a change in stages (fields stripped to soil,
-  then built on) has its largest jump at the second stage, months after the change began;
+- the region's median features (the published refinement,
+  :mod:`eo_tasks.maps.feature_breaks`): the largest jump inside the window. Seasons jump too
+  (green-up, leaf fall, snow), and a change in stages (fields stripped to soil, then built on)
+  has its largest jump at the second stage, months after the change began;
 - the region's **year-on-year anomaly** (``platform`` rules): each composite minus the same
   composite of the year before. Seasons cancel. The date is the first composite that leaves the
   ground's usual variation for good (:func:`first_lasting_departure`), else a two-level fit
   (:func:`lasting_break`). Where no year before is known (the series' first year), the region is
   compared with the unchanged ground of its old class around it that was most like it before
   (:func:`first_lasting_shift`); the features' break remains where neither dates it, unless
-  the region made such a jump a year earlier too (:func:`seasonal_jump`: a harvest), or it is a
+  the region made such a jump a year earlier too (a harvest), or it is a
   field turned to bare or built ground with no year before its break: then the labels' date stands.
   The anomaly of the stable ground of the region's old class around it (:func:`landscape_anomaly`)
   is taken off first: a drought or a snow year moves all of that ground alike.
@@ -33,61 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from eo_tasks.core.stats import nan_median
+from eo_tasks.maps.feature_breaks import BREAK_HALF, break_composite, first_stage, seasonal_jump
 from eo_tasks.maps.spectra import similar_neighbours
 
-BREAK_HALF = 2  # composites on each side of a candidate break
 # A region's anomaly after its break below which the ground shows no lasting change.
 MIN_LASTING_ANOMALY = 0.5
-
-
-def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
-    """The composite in ``lo..hi`` where a feature series breaks most.
-
-    The break is the largest distance between the medians of the ``half`` composites from a
-    candidate on and the ``half`` before it. Unobserved composites (NaN) are ignored.
-
-    Args:
-        series: ``(composites, features)`` scaled features (e.g. a change region's median).
-        lo: First candidate composite (at least 1).
-        hi: Last candidate composite.
-        half: Composites on each side of a candidate.
-
-    Returns:
-        The composite index of the break (``lo`` when nothing in range was observed).
-    """
-    best, best_jump = lo, -1.0
-    for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
-        jump = _jump(series, c, half)
-        if jump > best_jump:  # NaN compares False: skipped
-            best, best_jump = c, jump
-    return best
-
-
-def _jump(series: np.ndarray, c: int, half: int = BREAK_HALF) -> float:
-    """The distance between the medians of the ``half`` composites from ``c`` on and the ``half`` before."""
-    after, before = nan_median(series[c : c + half]), nan_median(series[max(0, c - half) : c])
-    return float(np.linalg.norm(after - before))  # NaN where either side was never observed
-
-
-def seasonal_jump(series: np.ndarray, before: np.ndarray, per_year: int, c: int, reach: int = 2) -> bool:
-    """Whether the features' jump at composite ``c`` is the ground's season.
-
-    It is when the same region jumped at least half as much within ``reach`` composites of it a
-    year earlier: a harvest, a sowing or a leaf fall comes back every year, a change does not.
-    Unknown (NaN) a year earlier: not seasonal.
-
-    Args:
-        series: ``(composites, features)`` the region's median scaled features.
-        before: ``(per_year, features)`` the same for the year before the series (NaN: unknown).
-        per_year: Composites per year.
-        c: A composite index of ``series`` (a features' break).
-        reach: Composites on either side of the year-earlier composite.
-    """
-    full = np.concatenate([before, series])
-    at = c + per_year
-    jump = _jump(full, at)
-    earlier = (_jump(full, k) for k in range(max(1, c - reach), c + reach + 1))
-    return any(e >= 0.5 * jump for e in earlier)  # NaN compares False
 
 
 def gap_middle(norms: np.ndarray, first_seen: int, lo: int) -> int:
@@ -383,6 +334,8 @@ def region_evidence(
             composite, anomaly_dated = shift, True
     if not anomaly_dated:
         composite = break_composite(series, lo, hi)
+        if use_anomaly:
+            composite = first_stage(series, composite, lo)
         unknown_year_earlier = composite < per_year and not np.isfinite(before).any()
         if use_anomaly and (
             seasonal_jump(series, before, per_year, composite) or (like_a_harvest and unknown_year_earlier)

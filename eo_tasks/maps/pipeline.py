@@ -192,7 +192,8 @@ def year_result(
         return annual_maps.first_year_map(series, params.rules), []
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
-    result = _next_year(series, previous, cubes, scale, indices, params, year_before, workers)
+    settled = None if last is None else last.regions > 0
+    result = _next_year(series, previous, cubes, scale, indices, params, year_before, settled, workers)
     if params.rules != "platform":
         return result, []
     numbers: list[int] = []
@@ -200,7 +201,9 @@ def year_result(
         numbers, mistaken = confirmation.second_year_check(last, result, cubes, year_before, scale, indices)
         if numbers:
             previous = confirmation.withdrawn(previous, last, numbers)
-            result = _next_year(series, previous, cubes, scale, indices, params, year_before, workers)
+            result = _next_year(
+                series, previous, cubes, scale, indices, params, year_before, settled, workers
+            )
         result = annual_maps.without(result, mistaken & (result.to_class == last.from_class))
     return annual_maps.without_tree_cover_gains(result, params.ath), numbers
 
@@ -213,11 +216,14 @@ def _next_year(
     indices: bool,
     params: ChangeParams,
     year_before: Cube | None,
+    settled: np.ndarray | None,
     workers: int,
 ) -> annual_maps.YearResult:
     result = annual_maps.next_year_map(series, previous, params)
     if params.rules == "platform" and len(cubes) > 1:
-        result = spectral_changes.add_spectral_changes(result, cubes, scale, indices, params.ath)
+        result = spectral_changes.add_spectral_changes(
+            result, cubes, scale, indices, params.ath, year_before, settled
+        )
     return region_dating.refine_dates(result, cubes, scale, indices, params, year_before, workers)[0]
 
 

@@ -14,11 +14,18 @@ anomaly. Their new class comes from the spectra (:func:`spectral_class`: water, 
 grassland where trees lost their canopy but the ground stays green), since the classifier has none,
 and must differ from the old one; the candidates then pass the same region-size filter,
 dating and lasting-anomaly check as the label flips (``eo_tasks.maps.dating``).
+
+A change late in the previous year falls between two runs: too few composites followed it for
+that year's run, and this year's anomaly is high from its first composite, with no quiet time
+before. Where the year before the previous one is known, its changes are looked for again
+(:func:`_previous_year_breaks`): quiet in the previous year's anomaly before the break, high after
+it, each composite against the year before the break. Pixels the previous map already changed
+that year are left out (``settled``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -71,7 +78,13 @@ def spectral_class(
 
 
 def _block_candidates(
-    cubes: Sequence[Cube], block: Block, scale: np.ndarray, include_indices: bool, initial: np.ndarray
+    cubes: Sequence[Cube],
+    block: Block,
+    scale: np.ndarray,
+    include_indices: bool,
+    initial: np.ndarray,
+    year_before: Cube | None,
+    settled: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One block: ``(candidate, break composite, spectral class)`` per pixel, each ``(rows, cols)``."""
     rows, cols = slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
@@ -85,23 +98,8 @@ def _block_candidates(
 
     year, before = features(ref_year, valid_year), features(ref_before, valid_before)
     norms = np.linalg.norm(year - before, axis=2)  # (pixels, composites); NaN where either unobserved
-    high, low, seen = norms >= LASTING_ANOMALY, norms < QUIET_ANOMALY, np.isfinite(norms)
-    # counts from each composite to the end (suffix sums) and before it (prefix sums)
-    after_seen = np.cumsum(seen[:, ::-1], axis=1)[:, ::-1]
-    after_high = np.cumsum(high[:, ::-1], axis=1)[:, ::-1]
-    before_seen = np.cumsum(seen, axis=1) - seen
-    before_low = np.cumsum(low, axis=1) - low
-    ok = (
-        (after_seen >= MIN_OBSERVED_AFTER)
-        & (after_high >= SHARE * after_seen)
-        & (before_seen >= 2)
-        & (before_low >= SHARE * before_seen)
-        & seen
-    )
-    found = ok.any(axis=1) & ~np.isin(initial.ravel(), NOT_CHECKED)
-    with np.errstate(invalid="ignore", divide="ignore"):  # composites with nothing seen after or before
-        contrast = after_high / after_seen + before_low / before_seen
-    start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
+    checked = ~np.isin(initial.ravel(), NOT_CHECKED)
+    found, start = _sharpest_break(norms, _from(norms >= LASTING_ANOMALY), _from(np.isfinite(norms)), checked)
     from_break = np.arange(per_year)[:, None] >= start[None, :]
     indices = spectral_indices(ref_year.reshape(per_year, -1, len(names)), names)
     observed = valid_year.reshape(per_year, -1) > 0
@@ -113,7 +111,90 @@ def _block_candidates(
     loss[per_year - start < per_year // 2] = np.nan  # half a year at least: not an early leaf fall
     to_class = spectral_class(ndvi, ndwi, ndsi, initial.ravel(), loss)
     found &= (to_class != 0) & (to_class != initial.ravel())
-    return found.reshape(shape), (start + per_year).reshape(shape), to_class.reshape(shape)
+    composite = start + per_year
+    if year_before is not None:  # the previous year's changes its run missed: all of this year is after them
+        ref_two, valid_two = year_before.read(rows, cols)
+        open_ = checked & ~found & ~settled.ravel()
+        late, late_start = _previous_year_breaks(features(ref_two, valid_two), before, year, open_)
+        everything = np.ones_like(from_break)
+        ndvi, ndwi, ndsi = (
+            nan_median(np.where(observed, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi")
+        )
+        trees = (initial.ravel() == TREE_COVER) & ~found & ~late
+        loss = _canopy_loss(ndvi_now, ref_two, valid_two, names, everything, trees)
+        late_class = spectral_class(ndvi, ndwi, ndsi, initial.ravel(), loss)
+        late &= (late_class != 0) & (late_class != initial.ravel())
+        found, composite = found | late, np.where(late, late_start, composite)
+        to_class = np.where(late, late_class, to_class)
+    return found.reshape(shape), composite.reshape(shape), to_class.reshape(shape)
+
+
+def _sharpest_break(
+    before: np.ndarray, after_high: np.ndarray, after_seen: np.ndarray, checked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(found, break)`` per pixel: the composite where its anomaly turns from quiet to lasting.
+
+    A break qualifies when it is observed, the anomaly was under :data:`QUIET_ANOMALY` on at least
+    :data:`SHARE` of the (two or more) observed composites before it, and over
+    :data:`LASTING_ANOMALY` on at least that share of the observed composites from it on
+    (:data:`MIN_OBSERVED_AFTER` or more); of those, the sharpest contrast is the break.
+
+    Args:
+        before: ``(pixels, composites)`` the anomaly up to each candidate break.
+        after_high: ``(pixels, composites)`` from each candidate on, the composites over
+            :data:`LASTING_ANOMALY`.
+        after_seen: The same, the composites observed.
+        checked: ``(pixels,)`` where a break may be found.
+    """
+    seen = np.isfinite(before)
+    before_seen, before_low = _before(seen), _before(before < QUIET_ANOMALY)
+    ok = (
+        (after_seen >= MIN_OBSERVED_AFTER)
+        & (after_high >= SHARE * after_seen)
+        & (before_seen >= 2)
+        & (before_low >= SHARE * before_seen)
+        & seen
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):  # composites with nothing seen after or before
+        contrast = after_high / after_seen + before_low / before_seen
+    start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
+    return ok.any(axis=1) & checked, start
+
+
+def _before(flags: np.ndarray) -> np.ndarray:
+    """Per pixel, how many of the composites before each composite are True (prefix sums)."""
+    return np.cumsum(flags, axis=1) - flags
+
+
+def _from(flags: np.ndarray) -> np.ndarray:
+    """Per pixel, how many of the composites from each composite to the end are True (suffix sums)."""
+    return np.cumsum(flags[:, ::-1], axis=1)[:, ::-1]
+
+
+def _previous_year_breaks(
+    two_back: np.ndarray, last: np.ndarray, year: np.ndarray, open_: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(found, break)``: breaks in the previous year, as composite indices of that year.
+
+    Before a break, the previous year's anomaly against the year before it; from the break on,
+    each composite against the year before the break: the rest of the previous year and this
+    year's composites from the break's anniversary on against the year before the previous one,
+    this year's composites before the anniversary against the previous year (unchanged then).
+
+    Args:
+        two_back: ``(pixels, composites, features)`` the year before the previous one.
+        last: The same, the previous year.
+        year: The same, the map year.
+        open_: ``(pixels,)`` where a break may be found.
+    """
+    last_year = np.linalg.norm(last - two_back, axis=2)
+    this_year = np.linalg.norm(year - last, axis=2)
+    since_two = np.linalg.norm(year - two_back, axis=2)
+
+    def after(flag: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        return _from(flag(last_year)) + _before(flag(this_year)) + _from(flag(since_two))
+
+    return _sharpest_break(last_year, after(lambda a: a >= LASTING_ANOMALY), after(np.isfinite), open_)
 
 
 def _canopy_loss(
@@ -154,8 +235,12 @@ def lasting_anomaly_candidates(
     include_indices: bool,
     initial: np.ndarray,
     block_px: int = 128,
+    year_before: Cube | None = None,
+    settled: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels whose ground changed for good in the map year, by their year-on-year anomaly alone.
+
+    With ``year_before``, also the previous year's changes that its run missed.
 
     Args:
         cubes: The cubes of the previous year and the map year (oldest first).
@@ -163,6 +248,9 @@ def lasting_anomaly_candidates(
         include_indices: Whether the features include the spectral indices.
         initial: ``(rows, cols)`` the previous map (the classes the changes start from).
         block_px: Side of the blocks read at a time.
+        year_before: The cube of the year before the previous one.
+        settled: ``(rows, cols)`` where the previous map holds a change of the previous year
+            (not looked for again).
 
     Returns:
         ``(candidate, composite, to_class)``, each ``(rows, cols)``: the candidates, their break as a
@@ -171,9 +259,12 @@ def lasting_anomaly_candidates(
     candidate = np.zeros(initial.shape, bool)
     composite = np.full(initial.shape, -1, np.int32)
     to_class = initial.astype(np.uint8).copy()
+    settled = np.zeros(initial.shape, bool) if settled is None else settled
     for block in blocks(cube_grid(cubes[-1]), block_px):
         where = slice(block.row0, block.row0 + block.rows), slice(block.col0, block.col0 + block.cols)
-        found, start, new_class = _block_candidates(cubes, block, scale, include_indices, initial[where])
+        found, start, new_class = _block_candidates(
+            cubes, block, scale, include_indices, initial[where], year_before, settled[where]
+        )
         candidate[where] = found
         composite[where] = np.where(found, start, -1)
         to_class[where] = np.where(found, new_class, to_class[where])
@@ -181,7 +272,13 @@ def lasting_anomaly_candidates(
 
 
 def add_spectral_changes(
-    result: YearResult, cubes: Sequence[Cube], scale: np.ndarray, include_indices: bool, ath: int
+    result: YearResult,
+    cubes: Sequence[Cube],
+    scale: np.ndarray,
+    include_indices: bool,
+    ath: int,
+    year_before: Cube | None = None,
+    settled: np.ndarray | None = None,
 ) -> YearResult:
     """The year's result with the lasting-anomaly candidates the labels missed (regions ≥ ``ath`` px).
 
@@ -191,8 +288,13 @@ def add_spectral_changes(
         scale: Per-feature scale (the model card's normalization std).
         include_indices: Whether the features include the spectral indices.
         ath: Smallest region kept.
+        year_before: The cube of the year before the previous one (the previous year's changes
+            are looked for again).
+        settled: ``(rows, cols)`` where the previous map holds a change of the previous year.
     """
-    found, composite, to_class = lasting_anomaly_candidates(cubes, scale, include_indices, result.from_class)
+    found, composite, to_class = lasting_anomaly_candidates(
+        cubes, scale, include_indices, result.from_class, year_before=year_before, settled=settled
+    )
     new = drop_small_regions(found & ~result.changed, ath)
     return YearResult(
         classes=np.where(new, to_class, result.classes).astype(np.uint8),

@@ -14,7 +14,7 @@ from eo_tasks.core.errors import IncompleteOutputError
 from eo_tasks.core.grid import GridSpec
 from eo_tasks.maps.annual_maps import LabelSeries, first_year_map, next_year_map, read_labels
 from eo_tasks.maps.changes import analyse_sequences, embed_changes
-from eo_tasks.maps.dating import break_composite
+from eo_tasks.maps.feature_breaks import break_composite
 from eo_tasks.maps.infer import BLOCK_FILE, write_block
 from eo_tasks.maps.outputs import MapPaths
 from eo_tasks.maps.versions import apply_reviews, remove_old_versions, switch_current

@@ -23,15 +23,14 @@ from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import MIN_RUN, analyse_sequences
 from eo_tasks.maps.dating import (
     MIN_LASTING_ANOMALY,
-    break_composite,
     despiked,
     first_lasting_departure,
     first_lasting_shift,
     lasting_break,
     region_evidence,
-    seasonal_jump,
     year_on_year,
 )
+from eo_tasks.maps.feature_breaks import break_composite, first_stage, seasonal_jump
 from eo_tasks.maps.region_dating import FRAGMENT_PX, borrowed_dates, dating_regions, refine_dates
 from eo_tasks.maps.spectra import (
     landscape_anomaly,
@@ -258,6 +257,24 @@ def test_where_nothing_tells_a_harvest_from_a_building_site_the_labels_date_stan
     assert region_evidence(series, unknown, PER_YEAR, 25, 15, False, like_a_harvest=True).composite == 12
 
 
+def test_a_change_in_stages_is_dated_at_its_first_stage() -> None:
+    # A pond dug in a field at 18: half water for two composites (level 4), full from 20 (level
+    # 10). The features' largest jump is the second stage, at 20; the first stage is at 18.
+    t = np.arange(2 * PER_YEAR)
+    series = np.where(t >= 18, 4.0, 0.0)[:, None]
+    series[20:] = 10.0
+    series[16, 0] = 1.0  # an autumn composite of the field: a tenth of the step, not the change
+    assert break_composite(series, 11, 25) == 20
+    assert first_stage(series, 20, 11) == 18
+    assert first_stage(series, 20, 19) == 19  # not before the first composite it may be dated at
+    abrupt = np.where(t >= 20, 10.0, 0.0)[:, None]
+    assert first_stage(abrupt, 20, 11) == 20
+    # under platform rules (no year before, a field: the features date it), the published keep 20
+    unknown = np.full((PER_YEAR, 1), np.nan)
+    assert region_evidence(series, unknown, PER_YEAR, 25, 15, True, field=True).composite == 18
+    assert region_evidence(series, unknown, PER_YEAR, 25, 15, False, field=True).composite == 20
+
+
 def test_a_fragment_takes_the_date_of_the_large_region_it_borders() -> None:
     regions = np.zeros((24, 24), np.int32)
     regions[0:10, 0:10] = 1  # a windthrow, dated 20 on its anomaly
@@ -291,12 +308,12 @@ def _write_cube(path: Path, year: int, reflectance: np.ndarray) -> Cube:
     return Cube.open(path)
 
 
-def _forest_cubes(folder: Path, cleared_in: int) -> list[Cube]:
-    """Three years of a 12 × 12 forest, the top-left 6 × 6 cleared at composite 10 of year ``cleared_in``."""
+def _forest_cubes(folder: Path, cleared_in: int, at: int = 10) -> list[Cube]:
+    """Three years of a 12 × 12 forest; the top-left 6 × 6 cleared at composite ``at`` of ``cleared_in``."""
     season = _seasonal(3)[:, 0] / 30.0  # leaf-on adds 0.1 to the NIR bands
     reflectance = np.full((3 * PER_YEAR, 12, 12, len(CUBE_BANDS)), 0.05, np.float32)
     reflectance[..., 3:8] += season[:, None, None, None]
-    reflectance[cleared_in * PER_YEAR + 10 :, :6, :6, :] = 0.2  # bare soil
+    reflectance[cleared_in * PER_YEAR + at :, :6, :6, :] = 0.2  # bare soil
     reflectance[cleared_in * PER_YEAR + 12, :, :, :] = np.nan  # a cloudy composite
     years = (2020, 2021, 2022)
     return [
@@ -399,6 +416,37 @@ def test_ground_changed_for_good_is_a_candidate_without_any_label_flip(cubes: li
     fields = forest.copy()
     fields[:6, :6] = 2  # cropland: a new crop every year is such an anomaly too, so it is not checked
     assert not lasting_anomaly_candidates(cubes[1:], scale, False, fields)[0].any()
+
+
+def test_a_change_late_in_the_previous_year_is_found_the_next_year(tmp_path: Path) -> None:
+    # Cleared in the last December but one of 2021: 2021's run had two composites after it, too
+    # few; 2022's anomaly against 2021 is high from January, with nothing quiet before it. With the
+    # cube of 2020, 2022's run finds it in 2021: quiet against 2020 before it, changed after it.
+    from eo_tasks.maps.spectral_changes import lasting_anomaly_candidates
+
+    cubes = _forest_cubes(tmp_path, cleared_in=1, at=PER_YEAR - 2)
+    scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
+    forest = np.full((12, 12), TREE, np.uint8)
+    assert not lasting_anomaly_candidates(cubes[:2], scale, False, forest)[0].any()  # 2021's run
+    assert not lasting_anomaly_candidates(cubes[1:], scale, False, forest)[0].any()  # 2020 unknown
+    found, composite, to_class = lasting_anomaly_candidates(
+        cubes[1:], scale, False, forest, year_before=cubes[0]
+    )
+    assert found[:6, :6].all() and found.sum() == 36
+    assert set(np.unique(composite[:6, :6])) == {PER_YEAR - 2}  # in 2021, the first cube of the pair
+    assert (to_class[:6, :6] == BARE).all()
+    # a change the previous map already holds is not found again; nor a field's (a new crop)
+    settled = np.zeros((12, 12), bool)
+    settled[:6, :6] = True
+    assert not lasting_anomaly_candidates(
+        cubes[1:], scale, False, forest, year_before=cubes[0], settled=settled
+    )[0].any()
+    fields = np.where(settled, 2, TREE).astype(np.uint8)
+    assert not lasting_anomaly_candidates(cubes[1:], scale, False, fields, year_before=cubes[0])[0].any()
+    # cleared in 2020 instead: 2021 and 2022 look alike, nothing is found
+    (tmp_path / "early").mkdir()
+    early = _forest_cubes(tmp_path / "early", cleared_in=0, at=PER_YEAR - 2)
+    assert not lasting_anomaly_candidates(early[1:], scale, False, forest, year_before=early[0])[0].any()
 
 
 def test_a_season_that_comes_back_is_no_candidate(tmp_path: Path) -> None:

@@ -1,0 +1,104 @@
+"""The break of a change region's features: where its spectral series jumps.
+
+The published refinement dates a change at the largest jump of the region's median features inside
+the first window whose label flipped (:func:`break_composite`). Seasons jump too: a harvest or a
+leaf fall recurs a year earlier (:func:`seasonal_jump`). A change in stages has its largest jump
+at the second stage: a pond dug in a field is half water for a few weeks before it fills, so
+``platform`` rules go back to the first stage (:func:`first_stage`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eo_tasks.core.stats import nan_median
+
+BREAK_HALF = 2  # composites on each side of a candidate break
+# A composite before the largest jump is the change's first stage when it is already this share
+# of the jump's whole step away from the level before it.
+STAGE_SHARE = 0.25
+
+
+def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
+    """The composite in ``lo..hi`` where a feature series breaks most.
+
+    The break is the largest distance between the medians of the ``half`` composites from a
+    candidate on and the ``half`` before it. Unobserved composites (NaN) are ignored.
+
+    Args:
+        series: ``(composites, features)`` scaled features (e.g. a change region's median).
+        lo: First candidate composite (at least 1).
+        hi: Last candidate composite.
+        half: Composites on each side of a candidate.
+
+    Returns:
+        The composite index of the break (``lo`` when nothing in range was observed).
+    """
+    best, best_jump = lo, -1.0
+    for c in range(max(lo, 1), min(hi, series.shape[0] - 1) + 1):
+        jump = _jump(series, c, half)
+        if jump > best_jump:  # NaN compares False: skipped
+            best, best_jump = c, jump
+    return best
+
+
+def _jump(series: np.ndarray, c: int, half: int = BREAK_HALF) -> float:
+    """The distance between the medians of the ``half`` composites from ``c`` on and the ``half`` before."""
+    after, before = nan_median(series[c : c + half]), nan_median(series[max(0, c - half) : c])
+    return float(np.linalg.norm(after - before))  # NaN where either side was never observed
+
+
+def seasonal_jump(series: np.ndarray, before: np.ndarray, per_year: int, c: int, reach: int = 2) -> bool:
+    """Whether the features' jump at composite ``c`` is the ground's season.
+
+    It is when the same region jumped at least half as much within ``reach`` composites of it a
+    year earlier: a harvest, a sowing or a leaf fall comes back every year, a change does not.
+    Unknown (NaN) a year earlier: not seasonal.
+
+    Args:
+        series: ``(composites, features)`` the region's median scaled features.
+        before: ``(per_year, features)`` the same for the year before the series (NaN: unknown).
+        per_year: Composites per year.
+        c: A composite index of ``series`` (a features' break).
+        reach: Composites on either side of the year-earlier composite.
+    """
+    full = np.concatenate([before, series])
+    at = c + per_year
+    jump = _jump(full, at)
+    earlier = (_jump(full, k) for k in range(max(1, c - reach), c + reach + 1))
+    return any(e >= 0.5 * jump for e in earlier)  # NaN compares False
+
+
+def first_stage(series: np.ndarray, c: int, lo: int) -> int:
+    """The first stage of a change whose features break most at composite ``c``.
+
+    Up to :data:`BREAK_HALF` composites before ``c`` belong to the change when every observed
+    composite from there to ``c`` is on the way from the level before them to the level from ``c``
+    on: at least :data:`STAGE_SHARE` of that step away from the one, and nearer the other than the
+    level before was. Half water before the pond fills is; a field's autumn, or snow that melts at
+    ``c``, is not. The level before is the median of the :data:`BREAK_HALF` observed composites
+    before the candidate.
+
+    Args:
+        series: ``(composites, features)`` the region's median scaled features.
+        c: The features' break (:func:`break_composite`).
+        lo: First composite the change may be dated at.
+
+    Returns:
+        The earliest composite in ``max(lo, c - BREAK_HALF)..c`` that passes (``c`` when none does).
+    """
+    after = nan_median(series[c : c + BREAK_HALF])
+    first = c
+    for k in range(c - 1, max(lo, 1, c - BREAK_HALF) - 1, -1):
+        earlier = series[max(0, k - 2 * BREAK_HALF) : k]
+        earlier = earlier[np.isfinite(earlier[:, 0])][-BREAK_HALF:]
+        stage = series[k:c][np.isfinite(series[k:c, 0])]
+        if earlier.shape[0] < BREAK_HALF or stage.shape[0] == 0:
+            continue
+        level = nan_median(earlier)
+        step = float(np.linalg.norm(after - level))
+        away = np.linalg.norm(stage - level, axis=1) >= STAGE_SHARE * step
+        on_the_way = np.linalg.norm(stage - after, axis=1) < step  # nearer the level after: no season's peak
+        if np.all(away & on_the_way):
+            first = k
+    return first
