@@ -130,14 +130,19 @@ def _block_candidates(
 
 
 def _sharpest_break(
-    before: np.ndarray, after_high: np.ndarray, after_seen: np.ndarray, checked: np.ndarray
+    before: np.ndarray,
+    after_high: np.ndarray,
+    after_seen: np.ndarray,
+    checked: np.ndarray,
+    changed_at: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(found, break)`` per pixel: the composite where its anomaly turns from quiet to lasting.
 
     A break qualifies when it is observed, the anomaly was under :data:`QUIET_ANOMALY` on at least
     :data:`SHARE` of the (two or more) observed composites before it, and over
     :data:`LASTING_ANOMALY` on at least that share of the observed composites from it on
-    (:data:`MIN_OBSERVED_AFTER` or more); of those, the sharpest contrast is the break.
+    (:data:`MIN_OBSERVED_AFTER` or more), and ``changed_at`` holds there; of those, the sharpest
+    contrast is the break.
 
     Args:
         before: ``(pixels, composites)`` the anomaly up to each candidate break.
@@ -145,6 +150,7 @@ def _sharpest_break(
             :data:`LASTING_ANOMALY`.
         after_seen: The same, the composites observed.
         checked: ``(pixels,)`` where a break may be found.
+        changed_at: ``(pixels, composites)`` where a break may be (None: anywhere).
     """
     seen = np.isfinite(before)
     before_seen, before_low = _before(seen), _before(before < QUIET_ANOMALY)
@@ -155,6 +161,8 @@ def _sharpest_break(
         & (before_low >= SHARE * before_seen)
         & seen
     )
+    if changed_at is not None:
+        ok &= changed_at
     with np.errstate(invalid="ignore", divide="ignore"):  # composites with nothing seen after or before
         contrast = after_high / after_seen + before_low / before_seen
     start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
@@ -180,6 +188,8 @@ def _previous_year_breaks(
     each composite against the year before the break: the rest of the previous year and this
     year's composites from the break's anniversary on against the year before the previous one,
     this year's composites before the anniversary against the previous year (unchanged then).
+    The previous year's own composites after the break must mostly be high too: a change of this
+    year (a glacier melting out in July) is not moved into the previous year's last composites.
 
     Args:
         two_back: ``(pixels, composites, features)`` the year before the previous one.
@@ -194,7 +204,10 @@ def _previous_year_breaks(
     def after(flag: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         return _from(flag(last_year)) + _before(flag(this_year)) + _from(flag(since_two))
 
-    return _sharpest_break(last_year, after(lambda a: a >= LASTING_ANOMALY), after(np.isfinite), open_)
+    high = after(lambda a: a >= LASTING_ANOMALY)
+    seen_then, high_then = _from(np.isfinite(last_year)), _from(last_year >= LASTING_ANOMALY)
+    changed_then = (seen_then >= 1) & (high_then >= SHARE * seen_then)  # a change of the previous year
+    return _sharpest_break(last_year, high, after(np.isfinite), open_, changed_then)
 
 
 def _canopy_loss(

@@ -443,6 +443,16 @@ def test_a_change_late_in_the_previous_year_is_found_the_next_year(tmp_path: Pat
     )[0].any()
     fields = np.where(settled, 2, TREE).astype(np.uint8)
     assert not lasting_anomaly_candidates(cubes[1:], scale, False, fields, year_before=cubes[0])[0].any()
+    # cleared in 2022 instead, after a winter and spring unlike 2021's (the map year's rule sees no quiet
+    # time before it): 2021's last composites are unchanged, so it is no change of 2021
+    (tmp_path / "this").mkdir()
+    this_year = _forest_cubes(tmp_path / "this", cleared_in=2, at=10)
+    spring, _ = this_year[2].read()
+    spring[:8] = 0.12
+    this_year[2] = _write_cube(tmp_path / "this" / "2022-spring.h5", 2022, spring)
+    assert not lasting_anomaly_candidates(this_year[1:], scale, False, forest, year_before=this_year[0])[
+        0
+    ].any()
     # cleared in 2020 instead: 2021 and 2022 look alike, nothing is found
     (tmp_path / "early").mkdir()
     early = _forest_cubes(tmp_path / "early", cleared_in=0, at=PER_YEAR - 2)
