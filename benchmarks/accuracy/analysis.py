@@ -42,7 +42,11 @@ def assemble(run: ScenarioRun, params: ChangeParams, out: Path) -> dict[str, dic
         last = results.get(year - 1)
         previous = None if last is None else last.classes
         changes = None if last is None or year - 1 == run.years[0] else LastChanges.from_result(last)
-        results[year], numbers = year_result(series, previous, cubes, card, params, before, changes)
+        older = results.get(year - 2)
+        settled = None if older is None or previous is None else previous != older.classes
+        results[year], numbers = year_result(
+            series, previous, cubes, card, params, before, changes, 1, settled
+        )
         if numbers and last is not None and changes is not None:  # as the store's rejection does
             results[year - 1] = without(last, np.isin(changes.regions, numbers))
         annual[year] = series.annual

@@ -23,7 +23,7 @@ import numpy as np
 from eo_tasks.core.aoi import AOIConfig
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.cube import Cube, cube_path
-from eo_tasks.core.errors import CatalogError
+from eo_tasks.core.errors import CatalogError, IncompleteOutputError
 from eo_tasks.maps import annual_maps, confirmation, region_dating, spectral_changes
 from eo_tasks.maps.infer import include_indices
 from eo_tasks.maps.outputs import MapPaths
@@ -167,6 +167,7 @@ def year_result(
     year_before: Cube | None = None,
     last: confirmation.LastChanges | None = None,
     workers: int = 1,
+    settled: np.ndarray | None = None,
 ) -> tuple[annual_maps.YearResult, list[int]]:
     """A year's map and changes from its window labels: the label-sequence analysis, then the dating.
 
@@ -184,6 +185,9 @@ def year_result(
         year_before: The cube of the year before ``cubes`` (year-on-year anomalies of its first year).
         last: The previous year's unreviewed changes, for this year to confirm.
         workers: Processes the change regions are dated in (``maps.dating_workers``).
+        settled: Where ``previous`` differs from the map of the year before it (the previous
+            year's changes, reviewed ones too): not looked for again with ``year_before``
+            (:func:`~eo_tasks.maps.spectral_changes.add_spectral_changes`).
 
     Returns:
         The year's result, and the numbers (in ``last.regions``) of the changes withdrawn.
@@ -192,7 +196,6 @@ def year_result(
         return annual_maps.first_year_map(series, params.rules), []
     scale = np.asarray(card["normalization"]["std"], dtype=np.float32)
     indices = include_indices(card, cubes[0].band_names)
-    settled = None if last is None else last.regions > 0
     result = _next_year(series, previous, cubes, scale, indices, params, year_before, settled, workers)
     if params.rules != "platform":
         return result, []
@@ -247,8 +250,9 @@ def _assemble(
         previous = annual_maps.previous_map(conn, config.name, year - 1)
         last, last_ids = _last_changes(conn, config, year - 1, previous)
     params, before = config.maps.changes, _year_before(catalog, config, year, data)
+    settled = None if before is None or previous is None else _settled(conn, config, year - 1, previous)
     workers = config.maps.dating_workers
-    result, withdrawn = year_result(series, previous, cubes, card, params, before, last, workers)
+    result, withdrawn = year_result(series, previous, cubes, card, params, before, last, workers, settled)
     for number in withdrawn:  # the previous map loses it (and the rows say why), then this year is stored
         apply_review(conn, Review(last_ids[number - 1], "reject", SECOND_YEAR_CHECK), lock_wait_s)
     if withdrawn:
@@ -298,6 +302,15 @@ def _last_changes(
     from_class = np.where(held, table[numbers, 1], previous).astype(previous.dtype)
     days = np.where(held, table[numbers, 2], 0)
     return confirmation.LastChanges(regions, from_class, days), [int(row["id"]) for row in rows]
+
+
+def _settled(conn: PgConnection, config: AOIConfig, year: int, stored: np.ndarray) -> np.ndarray:
+    """Where the stored map of ``year`` differs from the year before's (everywhere if that is gone)."""
+    try:
+        return np.asarray(stored != annual_maps.previous_map(conn, config.name, year - 1))
+    except IncompleteOutputError as err:
+        log.warning("%s: %s; the changes of %d are not looked for again", config.name, err, year)
+        return np.ones(stored.shape, bool)
 
 
 def _year_before(catalog: SceneCatalog, config: AOIConfig, year: int, data: Path) -> Cube | None:
