@@ -41,7 +41,7 @@ from eo_tasks.maps.spectra import (
 )
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
 
-CROP, GRASS, TREE, SHRUB, BARE = 2, 3, 4, 5, 6
+CROP, GRASS, TREE, SHRUB, BARE, WATER, WETLAND = 2, 3, 4, 5, 6, 8, 9
 STEPS = 34  # window positions over two years of 24 composites, w = 15
 PLATFORM, PUBLISHED = ChangeParams(rules="platform"), ChangeParams(rules="published")
 PER_YEAR = 24
@@ -457,6 +457,51 @@ def test_a_change_late_in_the_previous_year_is_found_the_next_year(tmp_path: Pat
     (tmp_path / "early").mkdir()
     early = _forest_cubes(tmp_path / "early", cleared_in=0, at=PER_YEAR - 2)
     assert not lasting_anomaly_candidates(early[1:], scale, False, forest, year_before=early[0])[0].any()
+
+
+FIELD = (0.04, 0.08, 0.06, 0.15, 0.25, 0.28, 0.30, 0.30, 0.20, 0.12)  # green crops, per CUBE_BANDS
+WATER_SPECTRUM = (0.045, 0.055, 0.030, 0.022, 0.014, 0.011, 0.009, 0.008, 0.004, 0.003)  # NDSI 0.86
+SNOW_SPECTRUM = (0.88, 0.87, 0.85, 0.83, 0.79, 0.77, 0.75, 0.73, 0.07, 0.05)
+
+
+def _field_cubes(folder: Path, wet: dict[int, tuple[float, ...]]) -> list[Cube]:
+    """Three years of a 12 × 12 field; the top-left 6 × 6 has the given spectrum at the given
+    composites of the three-year series (``wet``: composite → spectrum)."""
+    reflectance = np.empty((3 * PER_YEAR, 12, 12, len(CUBE_BANDS)), np.float32)
+    reflectance[:] = FIELD
+    for composite, spectrum in wet.items():
+        reflectance[composite, :6, :6] = spectrum
+    return [
+        _write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        for k, y in enumerate((2020, 2021, 2022))
+    ]
+
+
+def test_open_water_that_stays_is_water_whatever_the_field_did(tmp_path: Path) -> None:
+    # A pond dug in a field in June of the map year (composite 10 of 2022): fields are left out of
+    # the anomaly candidates (a new crop every year), but no crop looks like open water. Open water
+    # is dark in the short-wave infrared (NDSI 0.86), like snow, but not bright in the near infrared.
+    from eo_tasks.maps.spectral_changes import is_snow, lasting_anomaly_candidates
+
+    assert not is_snow(np.float32(0.86), np.float32(0.009)) and is_snow(np.float32(0.86), np.float32(0.75))
+    scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
+    fields = np.full((12, 12), 2, np.uint8)
+    pond = _field_cubes(tmp_path, {c: WATER_SPECTRUM for c in range(2 * PER_YEAR + 10, 3 * PER_YEAR)})
+    found, composite, to_class = lasting_anomaly_candidates(pond[1:], scale, False, fields)
+    assert found[:6, :6].all() and found.sum() == 36
+    assert set(np.unique(composite[:6, :6])) == {PER_YEAR + 10} and (to_class[:6, :6] == WATER).all()
+    # a flood in the spring that recedes, and snow every winter, are no new water
+    (tmp_path / "flood").mkdir()
+    passing = {c: WATER_SPECTRUM for c in range(2 * PER_YEAR + 4, 2 * PER_YEAR + 9)}
+    passing |= {c: SNOW_SPECTRUM for y in range(3) for c in (y * PER_YEAR, y * PER_YEAR + 23)}
+    flood = _field_cubes(tmp_path / "flood", passing)
+    assert not lasting_anomaly_candidates(flood[1:], scale, False, fields)[0].any()
+    # water that was there the year before too is no change; nor where the map already has water
+    (tmp_path / "lake").mkdir()
+    lake = _field_cubes(tmp_path / "lake", {c: WATER_SPECTRUM for c in range(PER_YEAR + 10, 3 * PER_YEAR)})
+    assert not lasting_anomaly_candidates(lake[1:], scale, False, fields)[0].any()
+    mapped = np.where(fields == 2, WATER, fields).astype(np.uint8)
+    assert not lasting_anomaly_candidates(pond[1:], scale, False, mapped)[0].any()
 
 
 def test_a_season_that_comes_back_is_no_candidate(tmp_path: Path) -> None:
