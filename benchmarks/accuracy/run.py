@@ -2,7 +2,7 @@
 
 Each scenario in ``benchmarks/accuracy/scenarios/*.yaml`` (alpine valley, lowland agriculture,
 forest hills, a dry Mediterranean one, a wetland coast: other spectra, phenologies, cloudiness,
-sensor mixes, eight change types and their look-alikes, three years; the demo's own; four that were
+sensor mixes, eight change types and their look-alikes, three years; the demo's own; seven that were
 held out, ``held_out/`` has the current held-out set) goes through the platform's
 stages in process (:mod:`benchmarks.accuracy.chain`: simulate → cubes → training sets and per-year
 random forests → the demo's Transformer → sliding-window labels), then the label-sequence analysis

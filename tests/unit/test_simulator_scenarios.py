@@ -276,7 +276,15 @@ def test_the_scenario_files_cover_every_change_type_twice_and_every_lookalike() 
         "mediterranean_dry",
         "wetland_coast",
     ]
-    formerly_held_out = ["alpine_dry_years", "forest_storms", "lowland_mixed", "mediterranean_cloudy"]
+    formerly_held_out = [
+        "alpine_dry_years",
+        "forest_storms",
+        "lowland_floodplain",
+        "lowland_mixed",
+        "mediterranean_cloudy",
+        "wetland_delta",
+        "wetland_lagoon",
+    ]
     assert sorted(f.stem for f in SCENARIOS.glob("*.yaml")) == sorted(
         [*landscapes, "demo_valley", *formerly_held_out]
     )
