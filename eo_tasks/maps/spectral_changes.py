@@ -7,31 +7,32 @@ nothing to find. The spectra do show it: from the day of the fire, every composi
 the same composite a year earlier, and keeps differing to the end of the series.
 
 ``platform`` rules add such pixels as change candidates: in the map year, the year-on-year anomaly
-rises at a break and stays above :data:`LASTING_ANOMALY` on at least 70 % of the observed
-composites after it (:data:`MIN_OBSERVED_AFTER` of them at least), after staying below
-:data:`QUIET_ANOMALY` before it. Cropland is left out: a new crop every year is exactly such an
-anomaly. Their new class comes from the spectra (:func:`spectral_class`: water, bare ground, or
-grassland where trees lost their canopy but the ground stays green), since the classifier has none,
-and must differ from the old one; the candidates then pass the same region-size filter,
-dating and lasting-anomaly check as the label flips (``eo_tasks.maps.dating``).
+rises at a break and stays above :data:`~eo_tasks.maps.lasting_breaks.LASTING_ANOMALY` on at least
+70 % of the observed composites after it (four of them at least), after staying below
+:data:`~eo_tasks.maps.lasting_breaks.QUIET_ANOMALY` before it (:mod:`eo_tasks.maps.lasting_breaks`).
+Cropland is left out: a new crop every year is exactly such an anomaly. Their new class comes from
+the spectra (:func:`spectral_class`: water, bare ground, or grassland where trees lost their canopy
+but the ground stays green), since the classifier has none, and must differ from the old one; the
+candidates then pass the same region-size filter, dating and lasting-anomaly check as the label
+flips (``eo_tasks.maps.dating``).
 
-Open water needs no anomaly threshold: ground that is open water (NDWI over 0, no snow) on
-:data:`SHARE` of the observed composites from a break on, after dry ground on that share of those
-before it (this year's and the previous year's), is water whatever its old class
-(:func:`_lasting_open_water`). Fields included: no crop looks like open water, so a rotation does
-not matter; a seasonal flood recedes before the series ends.
+Open water needs no anomaly threshold: ground that is open water (NDWI over 0, no snow) on 70 % of
+the observed composites from a break on, after dry ground on 70 % of those before it (this year's
+and the previous year's), is water whatever its old class
+(:func:`~eo_tasks.maps.lasting_breaks.lasting_open_water`). Fields included: no crop looks like open
+water, so a rotation does not matter; a seasonal flood recedes before the series ends.
 
 A change late in the previous year falls between two runs: too few composites followed it for
 that year's run, and this year's anomaly is high from its first composite, with no quiet time
 before. Where the year before the previous one is known, its changes are looked for again
-(:func:`_previous_year_breaks`): quiet in the previous year's anomaly before the break, high after
-it, each composite against the year before the break. Pixels the previous map already changed
-that year are left out (``settled``).
+(:func:`~eo_tasks.maps.lasting_breaks.previous_year_breaks`): quiet in the previous year's anomaly
+before the break, high after it, each composite against the year before the break. Pixels the
+previous map already changed that year are left out (``settled``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,28 +44,25 @@ from eo_tasks.core.indices import spectral_indices
 from eo_tasks.core.stats import nan_median
 from eo_tasks.maps.annual_maps import YearResult
 from eo_tasks.maps.changes import drop_small_regions
+from eo_tasks.maps.lasting_breaks import (
+    LASTING_ANOMALY,
+    QUIET_ANOMALY,
+    counts_before,
+    counts_from,
+    indices_with_nir,
+    is_snow,
+    lasting_open_water,
+    previous_year_breaks,
+    sharpest_break,
+)
 from eo_tasks.maps.spectra import observed_features
 
-LASTING_ANOMALY = 1.5  # feature-spread units: well above a stable pixel's year-to-year noise
-QUIET_ANOMALY = 1.0
-MIN_OBSERVED_AFTER = 4
-SHARE = 0.7  # of the observed composites after (before) the break that must be high (quiet)
 NOT_CHECKED = (CLASS_BY_NAME["cropland"].code, NODATA_CLASS)
 WATER = CLASS_BY_NAME["water"].code
 NOT_NEW_WATER = (WATER, CLASS_BY_NAME["wetland"].code, NODATA_CLASS)  # wetlands flood every year
-SNOW_NDSI, SNOW_NIR = 0.4, 0.11  # snow (MODIS): NDSI and near-infrared reflectance above these
 TREE_COVER, GRASSLAND = CLASS_BY_NAME["tree_cover"].code, CLASS_BY_NAME["grassland"].code
 CANOPY_LOSS_NDVI = 0.1  # lower NDVI than a year earlier: trees that lost their canopy
 MIN_TREES = 50  # other trees in a block that give the landscape's own NDVI loss
-
-
-def is_snow(ndsi: np.ndarray, nir: np.ndarray) -> np.ndarray:
-    """Snow as MODIS maps it: NDSI over 0.4 and near-infrared reflectance over 0.11.
-
-    Open water has a high NDSI too (it is dark in the short-wave infrared), but not the near
-    infrared's brightness.
-    """
-    return np.asarray((ndsi > SNOW_NDSI) & (nir > SNOW_NIR))
 
 
 def spectral_class(
@@ -76,9 +74,9 @@ def spectral_class(
 ) -> np.ndarray:
     """A class for ground the classifier never saw, from its median indices after the change.
 
-    Snow (:func:`is_snow`) gets none: it comes and goes with the seasons, and snow is bright in
-    green, so it would pass for water below. Water where NDWI is positive; bare ground where
-    NDVI stays under 0.3 (char, soil, rock). Tree cover that stays green but lost
+    Snow (:func:`~eo_tasks.maps.lasting_breaks.is_snow`) gets none: it comes and goes with the
+    seasons, and snow is bright in green, so it would pass for water below. Water where NDWI is
+    positive; bare ground where NDVI stays under 0.3 (char, soil, rock). Tree cover that stays green but lost
     :data:`CANOPY_LOSS_NDVI` or more of its NDVI against the same composites a year earlier is
     grassland: a storm-felled or cut stand grows grass and herbs first. 0 (no class: not reported)
     otherwise.
@@ -122,16 +120,16 @@ def _block_candidates(
     norms = np.linalg.norm(year - before, axis=2)  # (pixels, composites); NaN where either unobserved
     checked = ~np.isin(initial.ravel(), NOT_CHECKED)
     seen = np.isfinite(norms)
-    found, start = _sharpest_break(
-        _before(seen),
-        _before(norms < QUIET_ANOMALY),
-        _from(seen),
-        _from(norms >= LASTING_ANOMALY),
+    found, start = sharpest_break(
+        counts_before(seen),
+        counts_before(norms < QUIET_ANOMALY),
+        counts_from(seen),
+        counts_from(norms >= LASTING_ANOMALY),
         seen,
         checked,
     )
     from_break = np.arange(per_year)[:, None] >= start[None, :]
-    indices = _with_nir(ref_year.reshape(per_year, -1, len(names)), names)
+    indices = indices_with_nir(ref_year.reshape(per_year, -1, len(names)), names)
     observed = valid_year.reshape(per_year, -1) > 0
     after = from_break & observed
     ndvi, ndwi, ndsi, nir = (
@@ -144,15 +142,15 @@ def _block_candidates(
     to_class = spectral_class(ndvi, ndwi, is_snow(ndsi, nir), initial.ravel(), loss)
     found &= (to_class != 0) & (to_class != initial.ravel())
     composite = start + per_year
-    old_indices = _with_nir(ref_before.reshape(per_year, -1, len(names)), names)
-    water, water_start = _lasting_open_water(old_indices, valid_before, indices, observed)
+    old_indices = indices_with_nir(ref_before.reshape(per_year, -1, len(names)), names)
+    water, water_start = lasting_open_water(old_indices, valid_before, indices, observed)
     water &= ~found & ~np.isin(initial.ravel(), NOT_NEW_WATER)
     found, composite = found | water, np.where(water, water_start, composite)
     to_class = np.where(water, WATER, to_class)
     if year_before is not None:  # the previous year's changes its run missed: all of this year is after them
         ref_two, valid_two = year_before.read(rows, cols)
         open_ = checked & ~found & ~settled.ravel()
-        late, late_start = _previous_year_breaks(features(ref_two, valid_two), before, year, open_)
+        late, late_start = previous_year_breaks(features(ref_two, valid_two), before, year, open_)
         everything = np.ones_like(from_break)
         ndvi, ndwi, ndsi, nir = (
             nan_median(np.where(observed, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi", "nir")
@@ -164,133 +162,6 @@ def _block_candidates(
         found, composite = found | late, np.where(late, late_start, composite)
         to_class = np.where(late, late_class, to_class)
     return found.reshape(shape), composite.reshape(shape), to_class.reshape(shape)
-
-
-def _with_nir(reflectance: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """:func:`~eo_tasks.core.indices.spectral_indices` and the near-infrared reflectance (``nir``)."""
-    nir = reflectance[..., list(names).index("nir" if "nir" in names else "nir08")]
-    return {**spectral_indices(reflectance, names), "nir": nir.astype(np.float32)}
-
-
-def _lasting_open_water(
-    old: dict[str, np.ndarray], valid_old: np.ndarray, now: dict[str, np.ndarray], observed: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(found, break)`` per pixel: where open water appeared in the map year and stayed.
-
-    Args:
-        old: The previous year's indices and near infrared (:func:`_with_nir`), ``(per_year, pixels)`` each.
-        valid_old: ``(per_year, rows, cols)`` whether the previous year observed a pixel.
-        now: The same for the map year.
-        observed: ``(per_year, pixels)`` whether the map year observed a pixel.
-
-    Returns:
-        Whether water appeared for good, and when: the middle of the unobserved composites before
-        its first wet one, as a composite of the two years.
-    """
-    per_year = observed.shape[0]
-    seen_old = valid_old.reshape(per_year, -1) > 0
-
-    def wet(indices: dict[str, np.ndarray], seen: np.ndarray) -> np.ndarray:
-        return seen & (indices["ndwi"] > 0.0) & ~is_snow(indices["ndsi"], indices["nir"])
-
-    seen = np.concatenate([seen_old, observed]).T  # (pixels, two years of composites)
-    water = np.concatenate([wet(old, seen_old), wet(now, observed)]).T
-    # the last observed composite before each one was dry: water that was already there is no break
-    index = np.arange(seen.shape[1])
-    last_seen = np.maximum.accumulate(np.where(seen, index, -1), axis=1)
-    last_before = np.concatenate([np.full((seen.shape[0], 1), -1), last_seen[:, :-1]], axis=1)
-    dry_before = (last_before >= 0) & ~np.take_along_axis(water, np.maximum(last_before, 0), axis=1)
-    year = slice(per_year, None)  # breaks in the map year
-    before_seen, before_dry = _before(seen)[:, year], _before(seen & ~water)[:, year]
-    after_seen, after_wet = _from(seen)[:, year], _from(water)[:, year]
-    begins = (water & dry_before)[:, year]
-    found, start = _sharpest_break(
-        before_seen, before_dry, after_seen, after_wet, begins, np.ones(seen.shape[0], bool)
-    )
-    # it appeared in the unobserved gap before its first wet composite: the gap's middle
-    first_wet = start + per_year
-    gap_start = np.take_along_axis(last_before, first_wet[:, None], axis=1)[:, 0] + 1
-    return found, (gap_start + first_wet) // 2
-
-
-def _sharpest_break(
-    before_seen: np.ndarray,
-    before_quiet: np.ndarray,
-    after_seen: np.ndarray,
-    after_high: np.ndarray,
-    candidate: np.ndarray,
-    checked: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(found, break)`` per pixel: the composite where the ground turns from as it was to changed.
-
-    Every argument but ``checked`` is ``(pixels, composites)``: counts of observed composites
-    before and from each composite on, and of those that were quiet (before) or high (after). A
-    break qualifies where ``candidate`` holds, at least :data:`SHARE` of the (two or more) observed
-    composites before it were quiet and that share of the (:data:`MIN_OBSERVED_AFTER` or more)
-    observed from it on high; of those, the sharpest contrast is the break.
-
-    Args:
-        before_seen: Observed composites before each composite.
-        before_quiet: Of those, the quiet ones.
-        after_seen: Observed composites from each composite to the end.
-        after_high: Of those, the high ones.
-        candidate: Where a break may be (observed, at least).
-        checked: ``(pixels,)`` where a break may be found.
-    """
-    ok = (
-        candidate
-        & (after_seen >= MIN_OBSERVED_AFTER)
-        & (after_high >= SHARE * after_seen)
-        & (before_seen >= 2)
-        & (before_quiet >= SHARE * before_seen)
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):  # composites with nothing seen after or before
-        contrast = after_high / after_seen + before_quiet / before_seen
-    start = np.argmax(np.where(ok, contrast, -1.0), axis=1)  # the sharpest qualifying break
-    return ok.any(axis=1) & checked, start
-
-
-def _before(flags: np.ndarray) -> np.ndarray:
-    """Per pixel, how many of the composites before each composite are True (prefix sums)."""
-    return np.cumsum(flags, axis=1) - flags
-
-
-def _from(flags: np.ndarray) -> np.ndarray:
-    """Per pixel, how many of the composites from each composite to the end are True (suffix sums)."""
-    return np.cumsum(flags[:, ::-1], axis=1)[:, ::-1]
-
-
-def _previous_year_breaks(
-    two_back: np.ndarray, last: np.ndarray, year: np.ndarray, open_: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(found, break)``: breaks in the previous year, as composite indices of that year.
-
-    Before a break, the previous year's anomaly against the year before it; from the break on,
-    each composite against the year before the break: the rest of the previous year and this
-    year's composites from the break's anniversary on against the year before the previous one,
-    this year's composites before the anniversary against the previous year (unchanged then).
-    The previous year's own composites after the break must mostly be high too: a change of this
-    year (a glacier melting out in July) is not moved into the previous year's last composites.
-
-    Args:
-        two_back: ``(pixels, composites, features)`` the year before the previous one.
-        last: The same, the previous year.
-        year: The same, the map year.
-        open_: ``(pixels,)`` where a break may be found.
-    """
-    last_year = np.linalg.norm(last - two_back, axis=2)
-    this_year = np.linalg.norm(year - last, axis=2)
-    since_two = np.linalg.norm(year - two_back, axis=2)
-
-    def after(flag: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        return _from(flag(last_year)) + _before(flag(this_year)) + _from(flag(since_two))
-
-    seen = np.isfinite(last_year)
-    seen_then, high_then = _from(seen), _from(last_year >= LASTING_ANOMALY)
-    changed_then = seen & (high_then >= SHARE * seen_then)  # a change of the previous year
-    quiet = _before(last_year < QUIET_ANOMALY)
-    high = after(lambda a: a >= LASTING_ANOMALY)
-    return _sharpest_break(_before(seen), quiet, after(np.isfinite), high, changed_then, open_)
 
 
 def _canopy_loss(

@@ -481,7 +481,8 @@ def test_open_water_that_stays_is_water_whatever_the_field_did(tmp_path: Path) -
     # A pond dug in a field in June of the map year (composite 10 of 2022): fields are left out of
     # the anomaly candidates (a new crop every year), but no crop looks like open water. Open water
     # is dark in the short-wave infrared (NDSI 0.86), like snow, but not bright in the near infrared.
-    from eo_tasks.maps.spectral_changes import is_snow, lasting_anomaly_candidates
+    from eo_tasks.maps.lasting_breaks import is_snow
+    from eo_tasks.maps.spectral_changes import lasting_anomaly_candidates
 
     assert not is_snow(np.float32(0.86), np.float32(0.009)) and is_snow(np.float32(0.86), np.float32(0.75))
     scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
