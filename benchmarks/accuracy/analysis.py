@@ -45,7 +45,7 @@ def assemble(run: ScenarioRun, params: ChangeParams, out: Path) -> dict[str, dic
         older = results.get(year - 2)
         settled = None if older is None or previous is None else previous != older.classes
         results[year], numbers = year_result(
-            series, previous, cubes, card, params, before, changes, 1, settled
+            series, previous, cubes, card, params, before, changes, settled=settled
         )
         if numbers and last is not None and changes is not None:  # as the store's rejection does
             results[year - 1] = without(last, np.isin(changes.regions, numbers))

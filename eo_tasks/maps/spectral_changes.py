@@ -130,19 +130,16 @@ def _block_candidates(
     )
     from_break = np.arange(per_year)[:, None] >= start[None, :]
     indices = indices_with_nir(ref_year.reshape(per_year, -1, len(names)), names)
+    old_indices = indices_with_nir(ref_before.reshape(per_year, -1, len(names)), names)
     observed = valid_year.reshape(per_year, -1) > 0
-    after = from_break & observed
-    ndvi, ndwi, ndsi, nir = (
-        nan_median(np.where(after, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi", "nir")
-    )
     ndvi_now = np.where(observed, indices["ndvi"], np.nan)
+    ndvi_before = np.where(valid_before.reshape(per_year, -1) > 0, old_indices["ndvi"], np.nan)
     trees = (initial.ravel() == TREE_COVER) & ~found
-    loss = _canopy_loss(ndvi_now, ref_before, valid_before, names, from_break, trees)
+    loss = _canopy_loss(ndvi_now, ndvi_before, from_break, trees)
     loss[per_year - start < per_year // 2] = np.nan  # half a year at least: not an early leaf fall
-    to_class = spectral_class(ndvi, ndwi, is_snow(ndsi, nir), initial.ravel(), loss)
+    to_class = spectral_class(*_medians_after(indices, from_break & observed), initial.ravel(), loss)
     found &= (to_class != 0) & (to_class != initial.ravel())
     composite = start + per_year
-    old_indices = indices_with_nir(ref_before.reshape(per_year, -1, len(names)), names)
     water, water_start = lasting_open_water(old_indices, valid_before, indices, observed)
     water &= ~found & ~np.isin(initial.ravel(), NOT_NEW_WATER)
     found, composite = found | water, np.where(water, water_start, composite)
@@ -151,24 +148,30 @@ def _block_candidates(
         ref_two, valid_two = year_before.read(rows, cols)
         open_ = checked & ~found & ~settled.ravel()
         late, late_start = previous_year_breaks(features(ref_two, valid_two), before, year, open_)
-        everything = np.ones_like(from_break)
-        ndvi, ndwi, ndsi, nir = (
-            nan_median(np.where(observed, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi", "nir")
-        )
+        ndvi_two = spectral_indices(ref_two.reshape(per_year, -1, len(names)), names)["ndvi"]
+        ndvi_two = np.where(valid_two.reshape(per_year, -1) > 0, ndvi_two, np.nan)
         trees = (initial.ravel() == TREE_COVER) & ~found & ~late
-        loss = _canopy_loss(ndvi_now, ref_two, valid_two, names, everything, trees)
-        late_class = spectral_class(ndvi, ndwi, is_snow(ndsi, nir), initial.ravel(), loss)
+        loss = _canopy_loss(ndvi_now, ndvi_two, np.ones_like(from_break), trees)
+        late_class = spectral_class(*_medians_after(indices, observed), initial.ravel(), loss)
         late &= (late_class != 0) & (late_class != initial.ravel())
         found, composite = found | late, np.where(late, late_start, composite)
         to_class = np.where(late, late_class, to_class)
     return found.reshape(shape), composite.reshape(shape), to_class.reshape(shape)
 
 
+def _medians_after(
+    indices: dict[str, np.ndarray], after: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ndvi, ndwi, snow)`` of :func:`spectral_class`: median indices over the composites ``after``."""
+    ndvi, ndwi, ndsi, nir = (
+        nan_median(np.where(after, indices[k], np.nan)) for k in ("ndvi", "ndwi", "ndsi", "nir")
+    )
+    return ndvi, ndwi, is_snow(ndsi, nir)
+
+
 def _canopy_loss(
     ndvi: np.ndarray,
-    ref_before: np.ndarray,
-    valid_before: np.ndarray,
-    names: Sequence[str],
+    ndvi_before: np.ndarray,
     from_break: np.ndarray,
     trees: np.ndarray,
 ) -> np.ndarray:
@@ -180,16 +183,12 @@ def _canopy_loss(
 
     Args:
         ndvi: ``(per_year, pixels)`` NDVI of the map year, NaN where unobserved.
-        ref_before: ``(per_year, rows, cols, bands)`` reflectance of the year before.
-        valid_before: ``(per_year, rows, cols)`` whether the year before observed a pixel.
-        names: Band names.
+        ndvi_before: The same of the year compared with.
         from_break: ``(per_year, pixels)`` composites from each pixel's break on.
         trees: ``(pixels,)`` the block's other trees (tree cover, no candidate).
     """
     per_year = ndvi.shape[0]
-    before = spectral_indices(ref_before.reshape(per_year, -1, len(names)), names)["ndvi"]
-    before = np.where(valid_before.reshape(per_year, -1) > 0, before, np.nan)
-    lost = before - ndvi  # NaN where either year is unobserved (ndvi is NaN where unobserved)
+    lost = ndvi_before - ndvi  # NaN where either year is unobserved
     landscape = np.zeros(per_year, np.float32)
     if trees.sum() >= MIN_TREES:
         landscape = np.nan_to_num(nan_median(lost[:, trees].T))  # 0 where no tree was seen twice

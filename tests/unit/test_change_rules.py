@@ -555,6 +555,7 @@ def test_trees_that_lost_their_canopy_for_good_but_stay_green_are_grassland(tmp_
 
 
 def test_canopy_loss_is_what_a_stand_lost_beyond_the_other_trees() -> None:
+    from eo_tasks.core.indices import spectral_indices
     from eo_tasks.maps.spectral_changes import _canopy_loss
 
     names = list(CUBE_BANDS)
@@ -568,9 +569,10 @@ def test_canopy_loss_is_what_a_stand_lost_beyond_the_other_trees() -> None:
     from_break[:2, 0] = False  # its break at composite 2
     trees = np.ones(100, bool)
     trees[0] = False
-    loss = _canopy_loss(ndvi, before, np.ones((4, 100), bool), names, from_break, trees)
+    ndvi_before = spectral_indices(before, names)["ndvi"]
+    loss = _canopy_loss(ndvi, ndvi_before, from_break, trees)
     np.testing.assert_allclose(loss[[0, 1, 2]], [0.2, 0.0, 0.0], atol=1e-5)
-    alone = _canopy_loss(ndvi, before, np.ones((4, 100), bool), names, from_break, np.zeros(100, bool))
+    alone = _canopy_loss(ndvi, ndvi_before, from_break, np.zeros(100, bool))
     np.testing.assert_allclose(alone[0], 0.318, atol=1e-3)  # no other trees to compare: all of it
 
 
