@@ -288,6 +288,7 @@ def region_evidence(
     neighbours: np.ndarray | None = None,
     like_a_harvest: bool = False,
     field: bool = False,
+    bounds: tuple[int, int] | None = None,
 ) -> RegionEvidence:
     """Dates one region and measures how lasting its change is.
 
@@ -307,6 +308,8 @@ def region_evidence(
         like_a_harvest: A field turned to ground a harvest looks like (bare soil, a building site):
             with no year before its features' break, the labels' own date stands.
         field: The region was cropland (its anomaly moves with each year's crop).
+        bounds: The first and last composite the change may be dated at (open water's,
+            :func:`~eo_tasks.maps.feature_breaks.open_water_bounds`); the date is moved inside.
     """
     lo, hi = flip_end - window + 1, flip_end
     anomaly = year_on_year(series, before, per_year, landscape)
@@ -341,6 +344,8 @@ def region_evidence(
             seasonal_jump(series, before, per_year, composite) or (like_a_harvest and unknown_year_earlier)
         ):
             composite = flip_end - window // 2  # the labels' own date (the half-window rule's)
+    if bounds is not None:
+        composite = min(max(composite, bounds[0]), bounds[1])
     lasting = _lasting(series, before, per_year, composite, landscape)
     return RegionEvidence(composite, lasting, anomaly_dated)
 

@@ -4,7 +4,9 @@ The published refinement dates a change at the largest jump of the region's medi
 the first window whose label flipped (:func:`break_composite`). Seasons jump too: a harvest or a
 leaf fall recurs a year earlier (:func:`seasonal_jump`). A change in stages has its largest jump
 at the second stage: a pond dug in a field is half water for a few weeks before it fills, so
-``platform`` rules go back to the first stage (:func:`first_stage`).
+``platform`` rules go back to the first stage (:func:`first_stage`). A change to open water is
+bounded by its water index (:func:`open_water_bounds`): it began at most a basin's filling time
+before the water index rose, and not after.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ BREAK_HALF = 2  # composites on each side of a candidate break
 # A composite before the largest jump is the change's first stage when it is already this share
 # of the jump's whole step away from the level before it.
 STAGE_SHARE = 0.25
+# Open water shows at most this many composites after the ground began to change: a dammed basin
+# fills in about six weeks (three composites), and its water index passes WATER_WAY of the way from
+# the dry level to the water's after about half of that.
+FILL_COMPOSITES = 2
+WATER_WAY = 0.2
+WET_SHARE = 0.7  # of the observed composites from the water's arrival on that must be wet
 
 
 def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
@@ -102,3 +110,44 @@ def first_stage(series: np.ndarray, c: int, lo: int) -> int:
         if np.all(away & on_the_way):
             first = k
     return first
+
+
+def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None:
+    """The composites between which a change to open water began, from its water index.
+
+    The water arrives at the first wet composite (NDWI over 0) after a dry one from which
+    :data:`WET_SHARE` of the observed composites stay wet, and before which that share of the
+    ``lookback`` composites were dry (water that came and went before is no arrival). The index
+    rises on the way there: the rise starts at the first of the observed composites just before
+    the arrival that are all over
+    :data:`WATER_WAY` of the way from the dry level (the median of the ``lookback`` composites
+    before the arrival) to the water's (the median from it on). The change began no later than
+    the rise's start, and no earlier than :data:`FILL_COMPOSITES` before it or before the
+    unobserved gap just before it.
+
+    Args:
+        ndwi: ``(composites,)`` the region's median NDWI, NaN where unobserved or snow.
+        lookback: Composites before the water's arrival that give the dry level.
+
+    Returns:
+        ``(first, last)`` composite the change may be dated at; None where no water arrived after
+        dry ground.
+    """
+    seen = np.flatnonzero(np.isfinite(ndwi))
+    wet = ndwi[seen] > 0.0
+    stays = np.cumsum(wet[::-1])[::-1] >= WET_SHARE * np.arange(seen.size, 0, -1)
+    arrives = np.flatnonzero(wet & stays & np.concatenate([[False], ~wet[:-1]]))
+    if arrives.size == 0:
+        return None
+    k = int(arrives[0])
+    earlier = ndwi[max(0, seen[k] - lookback) : seen[k]]
+    if np.mean(earlier[np.isfinite(earlier)] > 0.0) > 1.0 - WET_SHARE:  # wet before too: no arrival
+        return None
+    dry = float(np.nanmedian(earlier))
+    level = dry + WATER_WAY * (float(np.median(ndwi[seen[k:]])) - dry)
+    rise = k
+    while rise > 0 and ndwi[seen[rise - 1]] > level:
+        rise -= 1
+    if rise == 0:
+        return None
+    return max(0, int(seen[rise - 1]) + 1 - FILL_COMPOSITES), int(seen[rise])

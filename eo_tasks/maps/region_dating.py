@@ -21,9 +21,12 @@ import numpy as np
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.cube import Cube, HeldWindow
+from eo_tasks.core.indices import spectral_indices
 from eo_tasks.core.processes import detached_main
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
+from eo_tasks.maps.feature_breaks import open_water_bounds
+from eo_tasks.maps.lasting_breaks import is_snow
 from eo_tasks.maps.spectra import (
     REFERENCE_PAD_PX,
     landscape_anomaly,
@@ -34,6 +37,7 @@ from eo_tasks.maps.spectra import (
 
 log = logging.getLogger(__name__)
 CROPLAND = CLASS_BY_NAME["cropland"].code
+WATER, WETLAND = CLASS_BY_NAME["water"].code, CLASS_BY_NAME["wetland"].code
 LOG_EVERY_S = 30.0  # a progress line at most this often while regions are dated
 # New ground on a field that a harvest looks like (bare soil first): dated on the labels where the
 # year before the features' break is unknown (:func:`eo_tasks.maps.dating.region_evidence`).
@@ -207,6 +211,7 @@ def _date_block(block: _Block) -> list[tuple[int, int, RegionEvidence]]:
                     neighbours = reference[0]
         new_class = int(np.bincount(block.to_class[mine][where].astype(np.int64)).argmax())
         field = old_class == CROPLAND
+        new_water = s.platform and new_class == WATER and old_class not in (WATER, WETLAND)
         found = region_evidence(
             series,
             before,
@@ -218,9 +223,24 @@ def _date_block(block: _Block) -> list[tuple[int, int, RegionEvidence]]:
             neighbours,
             like_a_harvest=field and new_class in HARVEST_LIKE,
             field=field,
+            bounds=_water_bounds(series, s) if new_water else None,
         )
         out.append((index, old_class, found))
     return out
+
+
+def _water_bounds(series: np.ndarray, setting: _Setting) -> tuple[int, int] | None:
+    """:func:`~eo_tasks.maps.feature_breaks.open_water_bounds` of a region's median scaled features.
+
+    On ``nir08``, the near infrared both sensors observe: in a composite only Landsat observed, the
+    cube's ``nir`` (B08) is filled in time from the Sentinel-2 composites around it.
+    """
+    names = list(setting.cubes[0].band_names)
+    nir = "nir08" if "nir08" in names else "nir"
+    reflectance = series[:, : len(names)] * setting.scale[: len(names)]
+    indices = spectral_indices(reflectance, names, nir_band=nir)
+    hidden = ~np.isfinite(series[:, 0]) | is_snow(indices["ndsi"], reflectance[:, names.index(nir)])
+    return open_water_bounds(np.where(hidden, np.nan, indices["ndwi"]), setting.window)
 
 
 def _blocks(
