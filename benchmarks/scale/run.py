@@ -212,6 +212,36 @@ def stage_dating_parallel(size: int, work: Path) -> dict[str, Any]:
     return {**figures, "tree_peak_rss_mb": round(peak[0] / 2**20, 1)}
 
 
+def stage_candidates(size: int, work: Path, year_before: bool = False) -> dict[str, Any]:
+    """The lasting-anomaly candidates (platform rules) of the map year against the previous one.
+
+    With ``year_before``, the previous year's late changes are looked for again too: a third cube
+    is read and compared block by block. It is the first cube read a second time (the same reads
+    and arithmetic as the year before's own cube).
+    """
+    from eo_tasks.core.cube import Cube
+    from eo_tasks.maps.spectral_changes import lasting_anomaly_candidates
+
+    previous = np.load(work / "previous.npy")
+    cubes = [Cube.open(work / f"cube_{y}.h5") for y in (0, 1)]
+    inputs_loaded()
+    scale = np.full(len(cubes[0].band_names), 0.1, np.float32)
+    before = cubes[0] if year_before else None
+    found = lasting_anomaly_candidates(cubes, scale, False, previous, year_before=before)[0]
+    return {"candidate_px": int(found.sum()), "year_before": year_before}
+
+
+def stage_candidates_year_before(size: int, work: Path) -> dict[str, Any]:
+    """:func:`stage_candidates` with the year before the previous one (three cubes read)."""
+    return stage_candidates(size, work, year_before=True)
+
+
+def cubes_once(size: int, work: Path) -> None:
+    """:func:`make_cubes`, unless an earlier stage of this size wrote them."""
+    if not (work / "cube_1.h5").is_file():
+        make_cubes(size, work)
+
+
 def stage_change_regions(size: int, work: Path) -> dict[str, Any]:
     from eo_tasks.maps.outputs import change_regions
 
@@ -306,6 +336,8 @@ STAGES = {
     "analysis": (stage_analysis, None),
     "dating": (stage_dating, make_cubes),
     "dating_parallel": (stage_dating_parallel, make_cubes),
+    "candidates": (stage_candidates, cubes_once),
+    "candidates_year_before": (stage_candidates_year_before, cubes_once),
     "change_regions": (stage_change_regions, None),
     "class_areas": (stage_class_areas, None),
     "evaluation": (stage_evaluation, make_evaluation_inputs),

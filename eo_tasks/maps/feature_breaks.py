@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from eo_tasks.core.stats import nan_median
+from eo_tasks.maps.lasting_breaks import MIN_OBSERVED_AFTER
 
 BREAK_HALF = 2  # composites on each side of a candidate break
 # A composite before the largest jump is the change's first stage when it is already this share
@@ -116,7 +117,8 @@ def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None
     """The composites between which a change to open water began, from its water index.
 
     The water arrives at the first wet composite (NDWI over 0) after a dry one from which
-    :data:`WET_SHARE` of the observed composites stay wet, and before which that share of the
+    :data:`WET_SHARE` of the observed composites (at least
+    :data:`~eo_tasks.maps.lasting_breaks.MIN_OBSERVED_AFTER`) stay wet, and before which that share of the
     ``lookback`` composites were dry (water that came and went before is no arrival). The index
     rises on the way there: the rise starts at the first of the observed composites just before
     the arrival that are all over
@@ -135,7 +137,8 @@ def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None
     """
     seen = np.flatnonzero(np.isfinite(ndwi))
     wet = ndwi[seen] > 0.0
-    stays = np.cumsum(wet[::-1])[::-1] >= WET_SHARE * np.arange(seen.size, 0, -1)
+    after = np.arange(seen.size, 0, -1)  # observed composites from each on
+    stays = (np.cumsum(wet[::-1])[::-1] >= WET_SHARE * after) & (after >= MIN_OBSERVED_AFTER)
     arrives = np.flatnonzero(wet & stays & np.concatenate([[False], ~wet[:-1]]))
     if arrives.size == 0:
         return None

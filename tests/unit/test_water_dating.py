@@ -57,6 +57,8 @@ def test_water_that_came_and_went_or_does_not_stay_bounds_nothing() -> None:
     assert open_water_bounds(edge, WINDOW) is None
     edge[25:30] = DRY  # wet a fifth of the time before 40: it arrived there
     assert open_water_bounds(edge, WINDOW) == (40 - FILL_COMPOSITES, 40)
+    assert open_water_bounds(_basin(2 * PER_YEAR - 4), WINDOW) is None  # two wet composites: too few
+    assert open_water_bounds(_basin(2 * PER_YEAR - 6), WINDOW) is not None  # four
     always = np.full(2 * PER_YEAR, FULL)
     assert open_water_bounds(always, WINDOW) is None
 
