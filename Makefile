@@ -42,7 +42,7 @@ bench:            ## benchmarks against what a user would otherwise use (results
 	$(ENV) .venv/bin/python benchmarks/accuracy/run.py --size 128 --out benchmarks/results/accuracy_128px.json \
 		--scenarios alpine_valley lowland_agriculture forest_hills mediterranean_dry wetland_coast
 
-bench-accuracy:   ## the accuracy suite at full size (thirteen scenarios, 256 x 256 px, three years; about 2 h 45 min on 2 cores)
+bench-accuracy:   ## the accuracy suite at full size (fifteen scenarios, 256 x 256 px, three years; about 3 h 10 min on 2 cores)
 	$(ENV) .venv/bin/python benchmarks/accuracy/run.py --out benchmarks/results/accuracy.json
 
 clean: services-down

@@ -278,9 +278,11 @@ def test_the_scenario_files_cover_every_change_type_twice_and_every_lookalike() 
     ]
     formerly_held_out = [
         "alpine_dry_years",
+        "alpine_lakes",
         "forest_storms",
         "lowland_floodplain",
         "lowland_mixed",
+        "lowland_river",
         "mediterranean_cloudy",
         "wetland_delta",
         "wetland_lagoon",
