@@ -11,12 +11,11 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from eo_tasks.core.aoi_sections import ChangeParams
-from eo_tasks.core.cube import SCALE, Cube, to_int16
+from eo_tasks.core.cube import Cube
 from eo_tasks.core.errors import ConfigError
 from eo_tasks.maps import region_dating
 from eo_tasks.maps.annual_maps import YearResult
@@ -40,6 +39,7 @@ from eo_tasks.maps.spectra import (
     similar_neighbours,
 )
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
+from tests.unit.conftest import write_cube
 
 CROP, GRASS, TREE, SHRUB, BARE, WATER, WETLAND = 2, 3, 4, 5, 6, 8, 9
 STEPS = 34  # window positions over two years of 24 composites, w = 15
@@ -292,22 +292,6 @@ def test_a_fragment_takes_the_date_of_the_large_region_it_borders() -> None:
 # --- refine_dates on a real (tiny) cube file ------------------------------------------------------
 
 
-def _write_cube(path: Path, year: int, reflectance: np.ndarray) -> Cube:
-    dates = [dt.date(year, 1, 8) + dt.timedelta(days=int(15.2 * k)) for k in range(PER_YEAR)]
-    with h5py.File(path, "w") as f:
-        stored = f.create_dataset("reflectance", data=to_int16(reflectance))
-        stored.attrs.update(scale_factor=SCALE)
-        f.create_dataset("valid", data=np.isfinite(reflectance[..., 0]).astype(np.uint8))
-        f.create_dataset("dates", data=[d.isoformat().encode() for d in dates])
-        f.attrs.update(
-            epsg=32632,
-            geotransform=(600000.0, 10.0, 0.0, 5100000.0, 0.0, -10.0),
-            band_names=list(CUBE_BANDS),
-            year=year,
-        )
-    return Cube.open(path)
-
-
 def _forest_cubes(folder: Path, cleared_in: int, at: int = 10) -> list[Cube]:
     """Three years of a 12 × 12 forest; the top-left 6 × 6 cleared at composite ``at`` of ``cleared_in``."""
     season = _seasonal(3)[:, 0] / 30.0  # leaf-on adds 0.1 to the NIR bands
@@ -317,7 +301,7 @@ def _forest_cubes(folder: Path, cleared_in: int, at: int = 10) -> list[Cube]:
     reflectance[cleared_in * PER_YEAR + 12, :, :, :] = np.nan  # a cloudy composite
     years = (2020, 2021, 2022)
     return [
-        _write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
         for k, y in enumerate(years)
     ]
 
@@ -449,7 +433,7 @@ def test_a_change_late_in_the_previous_year_is_found_the_next_year(tmp_path: Pat
     this_year = _forest_cubes(tmp_path / "this", cleared_in=2, at=10)
     spring, _ = this_year[2].read()
     spring[:8] = 0.12
-    this_year[2] = _write_cube(tmp_path / "this" / "2022-spring.h5", 2022, spring)
+    this_year[2] = write_cube(tmp_path / "this" / "2022-spring.h5", 2022, spring)
     assert not lasting_anomaly_candidates(this_year[1:], scale, False, forest, year_before=this_year[0])[
         0
     ].any()
@@ -472,7 +456,7 @@ def _field_cubes(folder: Path, wet: dict[int, tuple[float, ...]]) -> list[Cube]:
     for composite, spectrum in wet.items():
         reflectance[composite, :6, :6] = spectrum
     return [
-        _write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
         for k, y in enumerate((2020, 2021, 2022))
     ]
 
@@ -514,7 +498,7 @@ def test_a_season_that_comes_back_is_no_candidate(tmp_path: Path) -> None:
     assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), TREE, np.uint8))[0].any()
     drought = reflectance.copy()
     drought[8:14, 6:, 6:, :] = 0.2  # six dry composites in the summer of 2022, then the forest again
-    cubes[2] = _write_cube(tmp_path / "2022-drought.h5", 2022, drought)
+    cubes[2] = write_cube(tmp_path / "2022-drought.h5", 2022, drought)
     assert not lasting_anomaly_candidates(cubes[1:], scale, False, np.full((12, 12), TREE, np.uint8))[0].any()
 
 
@@ -530,7 +514,7 @@ def _thinned_forest_cubes(folder: Path, thinned_from: int) -> list[Cube]:
     felled[..., red], felled[..., nirs] = 0.06, 0.20
     reflectance[2 * PER_YEAR + thinned_from :, :6, :6] = felled
     return [
-        _write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        write_cube(folder / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
         for k, y in enumerate((2020, 2021, 2022))
     ]
 
@@ -603,7 +587,7 @@ def test_a_drought_over_the_whole_landscape_neither_dates_nor_makes_a_change(tmp
     crops = np.array([0.02, 0.02, -0.06, 0.1])[np.arange(16) % 4]  # rotation: each row its own way
     reflectance[2 * PER_YEAR + 4 : 2 * PER_YEAR + 10, :, :, 3:8] += crops[None, :, None, None]
     cubes = [
-        _write_cube(tmp_path / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        write_cube(tmp_path / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
         for k, y in enumerate((2020, 2021, 2022))
     ]
     changed = np.zeros((16, 16), bool)

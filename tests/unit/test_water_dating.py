@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from eo_tasks.core.aoi_sections import ChangeParams
-from eo_tasks.core.cube import SCALE, Cube, to_int16
 from eo_tasks.core.indices import spectral_indices
 from eo_tasks.maps import region_dating
 from eo_tasks.maps.annual_maps import YearResult
@@ -17,6 +14,7 @@ from eo_tasks.maps.dating import region_evidence
 from eo_tasks.maps.feature_breaks import FILL_COMPOSITES, open_water_bounds
 from eo_tasks.maps.region_dating import refine_dates
 from eo_tasks.preprocess.scene_prep import CUBE_BANDS
+from tests.unit.conftest import write_cube
 
 PER_YEAR, WINDOW = 24, 15
 CROP, WATER = 2, 8
@@ -75,21 +73,6 @@ def test_a_date_outside_the_bounds_is_moved_inside() -> None:
     assert inside.composite == 20
 
 
-def _write_cube(path: Path, year: int, reflectance: np.ndarray) -> Cube:
-    dates = [dt.date(year, 1, 8) + dt.timedelta(days=int(15.2 * k)) for k in range(PER_YEAR)]
-    with h5py.File(path, "w") as f:
-        f.create_dataset("reflectance", data=to_int16(reflectance)).attrs.update(scale_factor=SCALE)
-        f.create_dataset("valid", data=np.isfinite(reflectance[..., 0]).astype(np.uint8))
-        f.create_dataset("dates", data=[d.isoformat().encode() for d in dates])
-        f.attrs.update(
-            epsg=32632,
-            geotransform=(600000.0, 10.0, 0.0, 5100000.0, 0.0, -10.0),
-            band_names=list(CUBE_BANDS),
-            year=year,
-        )
-    return Cube.open(path)
-
-
 def test_a_reservoir_on_a_field_is_dated_by_its_water_index_not_by_the_new_crop(tmp_path: Path) -> None:
     # A field, 12 × 12 px, sown with another crop from composite 9 of the map year (its anomaly
     # departs there for good, the year-on-year anomaly dates the region there); its top-left
@@ -105,7 +88,7 @@ def test_a_reservoir_on_a_field_is_dated_by_its_water_index_not_by_the_new_crop(
             mixed[NIR] = FIELD[NIR] - 0.1  # filled in time: the Sentinel-2 composites before were dry
         reflectance[year + composite, :6, :6] = mixed
     cubes = [
-        _write_cube(tmp_path / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
+        write_cube(tmp_path / f"{y}.h5", y, reflectance[k * PER_YEAR : (k + 1) * PER_YEAR])
         for k, y in enumerate((2020, 2021, 2022))
     ]
     changed = np.zeros((12, 12), bool)
@@ -135,7 +118,7 @@ def test_the_water_index_is_read_on_the_near_infrared_both_sensors_observe(tmp_p
     on_b08 = spectral_indices(reflectance[36], CUBE_BANDS)["ndwi"]
     assert on_b08 < 0.0 < spectral_indices(reflectance[36], CUBE_BANDS, nir_band="nir08")["ndwi"]
     ground = np.full((PER_YEAR, 1, 1, len(CUBE_BANDS)), 0.1, np.float32)
-    cube = _write_cube(tmp_path / "2022.h5", 2022, ground)
+    cube = write_cube(tmp_path / "2022.h5", 2022, ground)
     scale = np.full(len(CUBE_BANDS), 0.05, np.float32)
     setting = region_dating._Setting([cube], None, scale, False, WINDOW, PER_YEAR, True)
     assert region_dating._water_bounds(reflectance / scale, setting) == (36 - FILL_COMPOSITES, 36)
