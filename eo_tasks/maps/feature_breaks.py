@@ -118,14 +118,14 @@ def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None
 
     The water arrives at the first wet composite (NDWI over 0) after a dry one from which
     :data:`WET_SHARE` of the observed composites (at least
-    :data:`~eo_tasks.maps.lasting_breaks.MIN_OBSERVED_AFTER`) stay wet, and before which that share of the
-    ``lookback`` composites were dry (water that came and went before is no arrival). The index
-    rises on the way there: the rise starts at the first of the observed composites just before
-    the arrival that are all over
-    :data:`WATER_WAY` of the way from the dry level (the median of the ``lookback`` composites
-    before the arrival) to the water's (the median from it on). The change began no later than
-    the rise's start, and no earlier than :data:`FILL_COMPOSITES` before it or before the
-    unobserved gap just before it.
+    :data:`~eo_tasks.maps.lasting_breaks.MIN_OBSERVED_AFTER`) stay wet, and before which that
+    share of the observed ones of the ``lookback`` composites were dry (water that came and went
+    before is no arrival). The index rises on the way there: the rise starts at the first of the
+    observed composites just before the arrival that are all over :data:`WATER_WAY` of the way from
+    the dry level (the median of those ``lookback`` composites; the last observed one where none
+    is) to the water's (the median from the arrival on). The change began no later than the rise's
+    start, and no earlier than :data:`FILL_COMPOSITES` before it or before the unobserved gap just
+    before it.
 
     Args:
         ndwi: ``(composites,)`` the region's median NDWI, NaN where unobserved or snow.
@@ -144,9 +144,10 @@ def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None
         return None
     k = int(arrives[0])
     earlier = ndwi[max(0, seen[k] - lookback) : seen[k]]
-    if np.mean(earlier[np.isfinite(earlier)] > 0.0) > 1.0 - WET_SHARE:  # wet before too: no arrival
+    earlier = earlier[np.isfinite(earlier)]
+    if earlier.size and np.mean(earlier > 0.0) > 1.0 - WET_SHARE:  # wet before too: no arrival
         return None
-    dry = float(np.nanmedian(earlier))
+    dry = float(np.median(earlier)) if earlier.size else float(ndwi[seen[k - 1]])
     level = dry + WATER_WAY * (float(np.median(ndwi[seen[k:]])) - dry)
     rise = k
     while rise > 0 and ndwi[seen[rise - 1]] > level:

@@ -36,6 +36,9 @@ def test_the_water_index_rise_bounds_a_basins_change() -> None:
     clouded = _basin(30)
     clouded[26:30] = np.nan  # unobserved before the rise: the change may have begun in the gap
     assert open_water_bounds(clouded, WINDOW) == (26 - FILL_COMPOSITES, 30)
+    long_gap = _basin(30)
+    long_gap[10:32] = np.nan  # nothing observed in the window before: the last dry one is the level
+    assert open_water_bounds(long_gap, WINDOW) == (10 - FILL_COMPOSITES, 32)
     dug = np.where(np.arange(2 * PER_YEAR) >= 30, FULL, DRY)  # a pond dug at once
     assert open_water_bounds(dug, WINDOW) == (30 - FILL_COMPOSITES, 30)
     # a composite a fifth of the way or less to the water's level is the field's own variation
