@@ -179,7 +179,8 @@ def test_an_html_user_name_is_shown_as_text(
             page.locator(".change-popup").get_by_role("button", name="Approve").click()
             expect(page.locator("#message")).to_contain_text(f"approved by {HOSTILE_USER}")
             page.locator(f"path.change-id-{early}").click()
-            popup = page.locator(".change-popup")
+            # the pending popup may still be closing while the approved one opens: take the latter
+            popup = page.locator(".change-popup", has_text="(approved)")
             expect(popup).to_contain_text(f"reviewed by {HOSTILE_USER}")
             assert popup.locator("img").count() == 0
             assert page.locator("img[src='x']").count() == 0
