@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from eo_tasks.core.stats import nan_median
-from eo_tasks.maps.lasting_breaks import MIN_OBSERVED_AFTER
+from eo_tasks.maps.lasting_breaks import MIN_OBSERVED_AFTER, SHARE
 
 BREAK_HALF = 2  # composites on each side of a candidate break
 # A composite before the largest jump is the change's first stage when it is already this share
@@ -25,7 +25,6 @@ STAGE_SHARE = 0.25
 # the dry level to the water's after about half of that.
 FILL_COMPOSITES = 2
 WATER_WAY = 0.2
-WET_SHARE = 0.7  # of the observed composites from the water's arrival on that must be wet
 
 
 def break_composite(series: np.ndarray, lo: int, hi: int, half: int = BREAK_HALF) -> int:
@@ -117,7 +116,7 @@ def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None
     """The composites between which a change to open water began, from its water index.
 
     The water arrives at the first wet composite (NDWI over 0) after a dry one from which
-    :data:`WET_SHARE` of the observed composites (at least
+    :data:`~eo_tasks.maps.lasting_breaks.SHARE` of the observed composites (at least
     :data:`~eo_tasks.maps.lasting_breaks.MIN_OBSERVED_AFTER`) stay wet, and before which that
     share of the observed ones of the ``lookback`` composites were dry (water that came and went
     before is no arrival). The index rises on the way there: the rise starts at the first of the
@@ -138,14 +137,14 @@ def open_water_bounds(ndwi: np.ndarray, lookback: int) -> tuple[int, int] | None
     seen = np.flatnonzero(np.isfinite(ndwi))
     wet = ndwi[seen] > 0.0
     after = np.arange(seen.size, 0, -1)  # observed composites from each on
-    stays = (np.cumsum(wet[::-1])[::-1] >= WET_SHARE * after) & (after >= MIN_OBSERVED_AFTER)
+    stays = (np.cumsum(wet[::-1])[::-1] >= SHARE * after) & (after >= MIN_OBSERVED_AFTER)
     arrives = np.flatnonzero(wet & stays & np.concatenate([[False], ~wet[:-1]]))
     if arrives.size == 0:
         return None
     k = int(arrives[0])
     earlier = ndwi[max(0, seen[k] - lookback) : seen[k]]
     earlier = earlier[np.isfinite(earlier)]
-    if earlier.size and np.mean(earlier > 0.0) > 1.0 - WET_SHARE:  # wet before too: no arrival
+    if earlier.size and np.mean(earlier > 0.0) > 1.0 - SHARE:  # wet before too: no arrival
         return None
     dry = float(np.median(earlier)) if earlier.size else float(ndwi[seen[k - 1]])
     level = dry + WATER_WAY * (float(np.median(ndwi[seen[k:]])) - dry)

@@ -32,10 +32,17 @@ def is_snow(ndsi: np.ndarray, nir: np.ndarray) -> np.ndarray:
     return np.asarray((ndsi > SNOW_NDSI) & (nir > SNOW_NIR))
 
 
-def indices_with_nir(reflectance: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """:func:`~eo_tasks.core.indices.spectral_indices` and the near-infrared reflectance (``nir``)."""
-    nir = reflectance[..., list(names).index("nir" if "nir" in names else "nir08")]
-    return {**spectral_indices(reflectance, names), "nir": nir.astype(np.float32)}
+def indices_with_nir(
+    reflectance: np.ndarray, names: Sequence[str], nir_band: str = "nir"
+) -> dict[str, np.ndarray]:
+    """:func:`~eo_tasks.core.indices.spectral_indices` and the near-infrared reflectance (``nir``).
+
+    Both on ``nir_band`` where there is one of that name, else on the other near infrared
+    (``nir`` or ``nir08``).
+    """
+    band = nir_band if nir_band in names else ("nir08" if "nir08" in names else "nir")
+    nir = reflectance[..., list(names).index(band)]
+    return {**spectral_indices(reflectance, names, nir_band=band), "nir": nir.astype(np.float32)}
 
 
 def lasting_open_water(

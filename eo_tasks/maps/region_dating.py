@@ -21,12 +21,11 @@ import numpy as np
 from eo_tasks.core.aoi_sections import ChangeParams
 from eo_tasks.core.classes import CLASS_BY_NAME
 from eo_tasks.core.cube import Cube, HeldWindow
-from eo_tasks.core.indices import spectral_indices
 from eo_tasks.core.processes import detached_main
 from eo_tasks.maps.annual_maps import YearResult, changed_days, without
 from eo_tasks.maps.dating import MIN_LASTING_ANOMALY, RegionEvidence, region_evidence
 from eo_tasks.maps.feature_breaks import open_water_bounds
-from eo_tasks.maps.lasting_breaks import is_snow
+from eo_tasks.maps.lasting_breaks import indices_with_nir, is_snow
 from eo_tasks.maps.spectra import (
     REFERENCE_PAD_PX,
     landscape_anomaly,
@@ -235,11 +234,10 @@ def _water_bounds(series: np.ndarray, setting: _Setting) -> tuple[int, int] | No
     On ``nir08``, the near infrared both sensors observe: in a composite only Landsat observed, the
     cube's ``nir`` (B08) is filled in time from the Sentinel-2 composites around it.
     """
-    names = list(setting.cubes[0].band_names)
-    nir = "nir08" if "nir08" in names else "nir"
+    names = setting.cubes[0].band_names
     reflectance = series[:, : len(names)] * setting.scale[: len(names)]
-    indices = spectral_indices(reflectance, names, nir_band=nir)
-    hidden = ~np.isfinite(series[:, 0]) | is_snow(indices["ndsi"], reflectance[:, names.index(nir)])
+    indices = indices_with_nir(reflectance, names, nir_band="nir08")
+    hidden = ~np.isfinite(series[:, 0]) | is_snow(indices["ndsi"], indices["nir"])
     return open_water_bounds(np.where(hidden, np.nan, indices["ndwi"]), setting.window)
 
 
